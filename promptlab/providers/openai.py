@@ -1,0 +1,435 @@
+"""The OpenAI-compatible provider: every model call in promptlab goes through here.
+
+This is the only module that imports ``openai``. It speaks Chat Completions to OpenAI or to any
+compatible server (vLLM, Ollama, llama.cpp, LM Studio, Azure, the built-in simulator) and turns
+SDK objects and SDK exceptions into promptlab's plain values and error tree.
+
+Retries for 429, 408/409, 5xx, timeouts and connection errors are the SDK's own (``max_retries``):
+it honours ``retry-after-ms`` / ``Retry-After`` (up to 60 s) and otherwise backs off exponentially
+with jitter. Callers that retry themselves take a sibling with ``with_options(max_retries=0)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import threading
+import time
+import weakref
+from typing import Any, AsyncIterator, Mapping
+
+import httpx2
+import openai
+
+from promptlab.errors import (
+    AuthenticationError,
+    ConfigError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderRequestError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+from promptlab.providers import _check_client_options
+from promptlab.providers.base import ChatRequest, Completion, StreamItem, Usage
+
+__all__ = ["OpenAIProvider"]
+
+# Sent when an endpoint needs no key (local servers): the SDK refuses to build a client without one.
+_NO_KEY_PLACEHOLDER = "promptlab-no-key"
+_OVERRIDABLE = ("timeout", "max_retries")
+
+
+class _Shared:
+    """Connection state shared by a provider and its ``with_options`` siblings.
+
+    Holds the API key (read lazily) and one ``AsyncOpenAI`` per event loop, because an httpx2
+    connection pool must only be used on the loop that opened it. An injected ``http_client`` is
+    the caller's business: it is used on every loop and never closed here.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str | None,
+        api_key: str | None,
+        api_key_env: str | None,
+        timeout: float,
+        max_retries: int,
+        http_client: httpx2.AsyncClient | None,
+        default_headers: Mapping[str, str] | None,
+    ):
+        self.name = name
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.http_client = http_client
+        self.default_headers = dict(default_headers) if default_headers else None
+        self._api_key = api_key
+        self._lock = threading.Lock()
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._injected_client: openai.AsyncOpenAI | None = None
+
+    def key(self) -> str:
+        if self._api_key:
+            return self._api_key
+        if self.api_key_env is None:
+            return _NO_KEY_PLACEHOLDER
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise AuthenticationError(
+                f"no API key: set the environment variable {self.api_key_env} "
+                f"(or pass api_key=...) to use provider {self.name!r}",
+                provider=self.name,
+            )
+        # Read once: the client below is built with it and keeps it.
+        self._api_key = value
+        return value
+
+    def scrub(self, text: str) -> str:
+        """Remove the key from text that may echo it (server error bodies, exception chains)."""
+        if self._api_key and self._api_key != _NO_KEY_PLACEHOLDER:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    def client(self) -> openai.AsyncOpenAI:
+        key = self.key()
+        with self._lock:
+            if self.http_client is not None:
+                if self._injected_client is None:
+                    self._injected_client = self._build(key, self.http_client)
+                return self._injected_client
+            loop = asyncio.get_running_loop()
+            for stale in [lp for lp in self._per_loop if lp.is_closed()]:
+                # Its pool cannot be closed any more; dropping it lets the sockets be collected.
+                del self._per_loop[stale]
+            client = self._per_loop.get(loop)
+            if client is None:
+                client = self._per_loop[loop] = self._build(key, None)
+            return client
+
+    def _build(self, key: str, http_client: httpx2.AsyncClient | None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
+            http_client=http_client,
+        )
+
+    def resolved_base_url(self) -> str:
+        with self._lock:
+            clients = ([self._injected_client] if self._injected_client else []) + list(self._per_loop.values())
+        if clients:
+            return str(clients[0].base_url)
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or "(SDK default)"
+
+    async def aclose(self) -> None:
+        with self._lock:
+            owned = list(self._per_loop.items())
+            self._per_loop.clear()
+            self._injected_client = None  # not ours to close
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, client in owned:
+            if loop is current:
+                await client.close()
+            elif not loop.is_closed() and loop.is_running():
+                # Pools belong to their loop: close there, from whichever thread we are on.
+                fut = asyncio.run_coroutine_threadsafe(client.close(), loop)
+                if current is not None:
+                    await asyncio.wrap_future(fut)
+                else:
+                    fut.result(timeout=10)
+            # A pool of a stopped or closed loop cannot be closed cleanly; it is dropped.
+
+
+class OpenAIProvider:
+    """A ``Provider`` for OpenAI or any OpenAI-compatible Chat Completions endpoint.
+
+    The API key is ``api_key`` if given, else read from ``$api_key_env`` at first use
+    (``AuthenticationError`` naming the variable if unset, before any request). With both
+    ``api_key`` and ``api_key_env`` set to ``None`` the endpoint is treated as keyless (local
+    servers). ``base_url=None`` means ``$OPENAI_BASE_URL`` or the SDK's default.
+
+    >>> p = OpenAIProvider("ollama", base_url="http://127.0.0.1:11434/v1", api_key_env=None)
+    >>> # c = await p.complete(ChatRequest(model="llama3", messages=[{"role": "user", "content": "hi"}]))
+    """
+
+    def __init__(
+        self,
+        name: str = "openai",
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        http_client: httpx2.AsyncClient | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ):
+        _check_client_options(timeout=timeout, max_retries=max_retries)
+        self.name = name
+        self._shared = _Shared(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            default_headers=default_headers,
+        )
+        self._owner = True
+        self._timeout = timeout
+        self._max_retries = max_retries
+        # id(base client) -> (base client, derived client with this sibling's options)
+        self._derived: dict[int, tuple[openai.AsyncOpenAI, openai.AsyncOpenAI]] = {}
+
+    # -- configuration -----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint requests go to (as configured, or as the SDK resolved it)."""
+        return self._shared.resolved_base_url()
+
+    @property
+    def api_key_env(self) -> str | None:
+        return self._shared.api_key_env
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    def with_options(self, **overrides: Any) -> OpenAIProvider:
+        """A sibling sharing this provider's endpoint, key and connections, with other
+        ``timeout`` / ``max_retries``. Closing the original closes the shared connections.
+
+        >>> no_retry = OpenAIProvider("openai").with_options(max_retries=0)
+        """
+        unknown = sorted(set(overrides) - set(_OVERRIDABLE))
+        if unknown:
+            raise ConfigError(
+                f"with_options() got unsupported option(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(_OVERRIDABLE)}"
+            )
+        timeout = overrides.get("timeout", self._timeout)
+        max_retries = overrides.get("max_retries", self._max_retries)
+        _check_client_options(timeout=timeout, max_retries=max_retries)
+        sibling = object.__new__(OpenAIProvider)
+        sibling.name = self.name
+        sibling._shared = self._shared
+        sibling._owner = False
+        sibling._timeout = timeout
+        sibling._max_retries = max_retries
+        sibling._derived = {}
+        return sibling
+
+    def __repr__(self) -> str:
+        s = self._shared
+        key = "set" if (s._api_key or (s.api_key_env and os.environ.get(s.api_key_env))) else "unset"
+        return (
+            f"OpenAIProvider(name={self.name!r}, base_url={s.base_url!r}, api_key_env={s.api_key_env!r}, "
+            f"api_key={key}, timeout={self._timeout}, max_retries={self._max_retries})"
+        )
+
+    # -- the Provider protocol -----------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """One chat completion; latency measured around the whole call including retries."""
+        client = self._client()
+        start = time.perf_counter()
+        try:
+            response = await client.chat.completions.create(**_create_kwargs(request))
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from exc
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        if not response.choices:
+            raise ProviderServerError(f"response for model {request.model!r} had no choices", provider=self.name)
+        choice = response.choices[0]
+        return Completion(
+            text=choice.message.content or "",
+            model=response.model or request.model,
+            usage=_usage(response.usage),
+            finish_reason=choice.finish_reason,
+            latency_ms=latency_ms,
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+        """Yield text deltas as they arrive, then exactly one ``Completion`` (text = joined deltas)."""
+        client = self._client()
+        kwargs = _create_kwargs(request)
+        start = time.perf_counter()
+        try:
+            try:
+                chunks = await client.chat.completions.create(
+                    **kwargs, stream=True, stream_options={"include_usage": True}
+                )
+            except openai.BadRequestError as exc:
+                # Some compatible servers reject stream_options; usage then stays unknown (zeros).
+                if "stream_options" not in f"{exc.message} {exc.body}":
+                    raise
+                chunks = await client.chat.completions.create(**kwargs, stream=True)
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from exc
+
+        parts: list[str] = []
+        ttft_ms: float | None = None
+        usage = Usage()
+        finish_reason: str | None = None
+        model = request.model
+        try:
+            async for chunk in chunks:
+                if chunk.model:
+                    model = chunk.model
+                if chunk.usage is not None:
+                    usage = _usage(chunk.usage)
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    if choice.finish_reason is not None:
+                        finish_reason = choice.finish_reason
+                    delta = choice.delta.content if choice.delta is not None else None
+                    if delta:
+                        if ttft_ms is None:
+                            ttft_ms = (time.perf_counter() - start) * 1000.0
+                        parts.append(delta)
+                        yield delta
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from exc
+        finally:
+            # Also runs when the consumer stops early: release the connection.
+            await chunks.close()
+        yield Completion(
+            text="".join(parts),
+            model=model,
+            usage=usage,
+            finish_reason=finish_reason,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            ttft_ms=ttft_ms,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pools this provider created (never an injected ``http_client``)."""
+        if self._owner:
+            self._derived.clear()
+            await self._shared.aclose()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _client(self) -> openai.AsyncOpenAI:
+        base = self._shared.client()
+        if (self._timeout, self._max_retries) == (self._shared.timeout, self._shared.max_retries):
+            return base
+        hit = self._derived.get(id(base))
+        if hit is None or hit[0] is not base:
+            # with_options() copies the client but reuses its http pool.
+            hit = (base, base.with_options(timeout=self._timeout, max_retries=self._max_retries))
+            self._derived = {k: v for k, v in self._derived.items() if not v[0].is_closed()}
+            self._derived[id(base)] = hit
+        return hit[1]
+
+    def _map_error(self, exc: openai.OpenAIError) -> ProviderError:
+        scrub = self._shared.scrub
+        name = self.name
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeoutError(
+                f"request to {_host(exc)} timed out (timeout={self._timeout}s, retries={self._max_retries})",
+                provider=name,
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            detail = f": {scrub(str(cause))}" if cause is not None and str(cause) else ""
+            return ProviderConnectionError(
+                f"could not reach {_host(exc)} ({type(cause).__name__ if cause else 'connection error'}){detail}",
+                provider=name,
+            )
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = scrub(_server_message(exc))
+            if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)) or status in (401, 403):
+                hint = f"; check {self._shared.api_key_env}" if self._shared.api_key_env else ""
+                return AuthenticationError(
+                    f"{status} from {_host(exc)}: {detail}{hint}", provider=name, status_code=status
+                )
+            if status == 429:
+                retry_after = _retry_after(exc.response.headers)
+                return RateLimitError(
+                    f"rate limited by {_host(exc)} after {self._max_retries} retries: {detail}",
+                    provider=name,
+                    status_code=status,
+                    retry_after=retry_after,
+                )
+            if status >= 500:
+                return ProviderServerError(
+                    f"{status} from {_host(exc)} after {self._max_retries} retries: {detail}",
+                    provider=name,
+                    status_code=status,
+                )
+            return ProviderRequestError(f"{status} from {_host(exc)}: {detail}", provider=name, status_code=status)
+        return ProviderError(scrub(f"{type(exc).__name__}: {exc}"), provider=name)
+
+
+def _create_kwargs(request: ChatRequest) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages, **request.params()}
+    if request.extra_body:
+        kwargs["extra_body"] = request.extra_body
+    return kwargs
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+
+
+def _host(exc: openai.APIError) -> str:
+    try:
+        url = exc.request.url
+        return f"{url.scheme}://{url.netloc.decode()}" if url.netloc else str(url)
+    except Exception:  # a request-less error still deserves a message
+        return "the endpoint"
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping):
+        message = body.get("message") or body.get("detail") or body.get("error")
+        if message:
+            return str(message)
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500]
+    return exc.message
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds the server asked us to wait: ``retry-after-ms``, else ``Retry-After`` (seconds or date)."""
+    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    value = headers.get("retry-after")
+    if value:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is not None:
+            return max(float(email.utils.mktime_tz(parsed) - time.time()), 0.0)
+    return None
