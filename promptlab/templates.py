@@ -375,12 +375,22 @@ class Template:
     'Hi, Ada'
     """
 
-    __slots__ = ("text", "name", "_compiled")
+    __slots__ = ("_text", "_name", "_compiled")
 
     def __init__(self, text: str, name: str | None = None):
         self._compiled = _compile_named(text, name)
-        self.text = text
-        self.name = name
+        self._text = text
+        self._name = name
+
+    @property
+    def text(self) -> str:
+        """The template source."""
+        return self._text
+
+    @property
+    def name(self) -> str | None:
+        """The name used in error messages (e.g. an action name), if any."""
+        return self._name
 
     @property
     def variables(self) -> list[str]:

@@ -143,6 +143,14 @@ def test_is_defined_guard_makes_variable_optional():
     assert t.render({"name": "Ada", "mood": "ok"}) == "Hi Ada"
 
 
+def test_else_branch_of_undefined_test_and_inline_if_are_guarded():
+    t = Template("{% if x is undefined %}none{% else %}{{ x }}{% endif %} {{ y if y is defined else '-' }}")
+    assert t.variables == ["x", "y"]
+    assert t.required_variables == []
+    assert t.render({}) == "none -"
+    assert t.render({"x": 1, "y": 2}) == "1 2"
+
+
 def test_default_filter_makes_variable_optional():
     t = Template("{{ tone | default('neutral') }} {{ topic }} {{ extra | d('-') }}")
     assert t.variables == ["tone", "topic", "extra"]
