@@ -1,0 +1,383 @@
+"""The store seam: every SQL statement in promptlab lives in this package.
+
+``Store(url)`` opens (and migrates) a SQLite file or a PostgreSQL database. Methods take and
+return plain dicts; callers never see SQLAlchemy objects. Every write is its own short
+transaction, committed before the method returns, so a crash loses nothing already written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from ..errors import ConfigError, NotFoundError, StoreError
+from . import schema as t
+from .migrations import migrate
+
+DEFAULT_URL = "sqlite:///promptlab.db"
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def resolve_url(db: str | os.PathLike | None) -> str:
+    """The SQLAlchemy URL for ``db``: an explicit URL or path, else ``$PROMPTLAB_DB``, else
+    ``sqlite:///promptlab.db`` in the working directory. A bare ``postgresql://`` URL gets the
+    psycopg 3 driver; a plain file path becomes a SQLite URL."""
+    value = os.fspath(db) if db is not None else os.environ.get("PROMPTLAB_DB") or DEFAULT_URL
+    if "://" not in value:
+        return f"sqlite:///{value}"
+    if value.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+    return value
+
+
+def _aware(value: Any) -> Any:
+    # SQLite hands datetimes back naive; everything promptlab stores is UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _row(row: sa.Row | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: _aware(v) for k, v in row._mapping.items()}
+
+
+class Store:
+    """A promptlab database. Thread-safe; share one per process."""
+
+    def __init__(self, url: str | os.PathLike | None = None, *, echo: bool = False):
+        self.url = resolve_url(url)
+        try:
+            parsed = sa.make_url(self.url)
+        except sa.exc.ArgumentError as exc:
+            raise ConfigError(f"not a database URL: {self.url!r}") from exc
+        self.dialect = parsed.get_backend_name()
+        self.safe_url = parsed.render_as_string(hide_password=True)
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(parsed, echo)
+        elif self.dialect == "postgresql":
+            self.engine = sa.create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10,
+                                           max_overflow=20)
+        else:
+            raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        try:
+            self.schema_version = migrate(self.engine)
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the store at {self.safe_url}: {exc.orig}") from exc
+
+    def __repr__(self) -> str:
+        return f"Store({self.safe_url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE, so concurrent writers queue instead
+        of failing on lock upgrade)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database write failed: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect().execution_options(promptlab_read=True) as conn:
+            yield conn
+
+    def _upsert(self, conn: sa.Connection, table: sa.Table, values: Mapping[str, Any],
+                keys: Sequence[str], update: Sequence[str] | None = None) -> None:
+        insert = (pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
+        stmt = insert.values(**values)
+        if update:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                              set_={c: stmt.excluded[c] for c in update})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(stmt)
+
+    # -- actions ------------------------------------------------------------------------
+
+    def create_action(self, name: str, description: str | None, version: Mapping[str, Any],
+                      environment: str = "Production") -> dict[str, Any]:
+        now = utcnow()
+        action_guid = new_guid()
+        with self.write() as conn:
+            exists = conn.execute(sa.select(t.actions.c.guid).where(t.actions.c.name == name)).first()
+            if exists:
+                raise ConfigError(f"an action named {name!r} already exists; use actions.update()")
+            conn.execute(t.actions.insert().values(guid=action_guid, name=name,
+                                                   description=description, created_at=now))
+            conn.execute(t.action_versions.insert().values(
+                guid=new_guid(), action_guid=action_guid, version=1, created_at=now, **version))
+            conn.execute(t.deployments.insert().values(action_guid=action_guid, environment=environment,
+                                                       version=1, deployed_at=now))
+        return self.find_action(action_guid)
+
+    def add_version(self, action_guid: str, version: Mapping[str, Any],
+                    deploy_to: Sequence[str] = ()) -> int:
+        now = utcnow()
+        for attempt in range(5):
+            try:
+                with self.write() as conn:
+                    current = conn.execute(
+                        sa.select(sa.func.max(t.action_versions.c.version))
+                        .where(t.action_versions.c.action_guid == action_guid)).scalar_one()
+                    number = (current or 0) + 1
+                    conn.execute(t.action_versions.insert().values(
+                        guid=new_guid(), action_guid=action_guid, version=number, created_at=now,
+                        **version))
+                    for env in deploy_to:
+                        self._upsert(conn, t.deployments,
+                                     dict(action_guid=action_guid, environment=env, version=number,
+                                          deployed_at=now),
+                                     keys=["action_guid", "environment"],
+                                     update=["version", "deployed_at"])
+                return number
+            except sa.exc.IntegrityError:
+                # Two writers picked the same number (PostgreSQL); the loser takes the next one.
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def find_action(self, key: str) -> dict[str, Any] | None:
+        """An action by name or GUID, or by one of its version GUIDs (then with ``pinned_version``)."""
+        with self.read() as conn:
+            row = _row(conn.execute(sa.select(t.actions).where(
+                sa.or_(t.actions.c.name == key, t.actions.c.guid == key))).first())
+            if row is not None:
+                return row
+            version = conn.execute(sa.select(t.action_versions.c.action_guid, t.action_versions.c.version)
+                                   .where(t.action_versions.c.guid == key)).first()
+            if version is None:
+                return None
+            row = _row(conn.execute(sa.select(t.actions).where(
+                t.actions.c.guid == version.action_guid)).first())
+            row["pinned_version"] = version.version
+            return row
+
+    def get_version(self, action_guid: str, version: int | None = None) -> dict[str, Any] | None:
+        """One version of an action; the newest when ``version`` is None."""
+        query = sa.select(t.action_versions).where(t.action_versions.c.action_guid == action_guid)
+        if version is None:
+            query = query.order_by(t.action_versions.c.version.desc()).limit(1)
+        else:
+            query = query.where(t.action_versions.c.version == version)
+        with self.read() as conn:
+            return _row(conn.execute(query).first())
+
+    def list_versions(self, action_guid: str) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            rows = conn.execute(sa.select(t.action_versions)
+                                .where(t.action_versions.c.action_guid == action_guid)
+                                .order_by(t.action_versions.c.version))
+            return [_row(r) for r in rows]
+
+    def list_actions(self) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return [_row(r) for r in conn.execute(sa.select(t.actions).order_by(t.actions.c.name))]
+
+    def deploy(self, action_guid: str, environment: str, version: int) -> None:
+        with self.write() as conn:
+            exists = conn.execute(sa.select(t.action_versions.c.guid).where(
+                t.action_versions.c.action_guid == action_guid,
+                t.action_versions.c.version == version)).first()
+            if exists is None:
+                raise NotFoundError("action version", version)
+            self._upsert(conn, t.deployments,
+                         dict(action_guid=action_guid, environment=environment, version=version,
+                              deployed_at=utcnow()),
+                         keys=["action_guid", "environment"], update=["version", "deployed_at"])
+
+    def deployments(self, action_guid: str) -> dict[str, int]:
+        with self.read() as conn:
+            rows = conn.execute(sa.select(t.deployments.c.environment, t.deployments.c.version)
+                                .where(t.deployments.c.action_guid == action_guid))
+            return {r.environment: r.version for r in rows}
+
+    # -- generations --------------------------------------------------------------------
+
+    def insert_generation(self, row: Mapping[str, Any]) -> None:
+        with self.write() as conn:
+            conn.execute(t.generations.insert().values(**row))
+
+    def update_generation(self, guid: str, fields: Mapping[str, Any]) -> None:
+        with self.write() as conn:
+            conn.execute(t.generations.update().where(t.generations.c.guid == guid).values(**fields))
+
+    def get_generation(self, guid: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            return _row(conn.execute(sa.select(t.generations).where(t.generations.c.guid == guid)).first())
+
+    def generation_status(self, guid: str) -> str | None:
+        with self.read() as conn:
+            return conn.execute(sa.select(t.generations.c.status)
+                                .where(t.generations.c.guid == guid)).scalar_one_or_none()
+
+    def _generation_filters(self, filters: Mapping[str, Any]) -> list[sa.ColumnElement]:
+        c = t.generations.c
+        clauses: list[sa.ColumnElement] = []
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key == "action":
+                clauses.append(sa.or_(c.action_name == value, c.action_guid == value))
+            elif key == "since":
+                clauses.append(c.created_at >= value)
+            elif key == "until":
+                clauses.append(c.created_at < value)
+            elif key in ("version", "action_version"):
+                clauses.append(c.action_version == value)
+            elif key in ("environment", "status", "session_guid", "ext_user_id", "model", "cached"):
+                clauses.append(c[key] == value)
+            elif key == "session":
+                clauses.append(c.session_guid == value)
+            else:
+                raise ConfigError(f"unknown generation filter {key!r}")
+        return clauses
+
+    def list_generations(self, limit: int | None = 100, offset: int = 0, newest_first: bool = True,
+                         **filters: Any) -> list[dict[str, Any]]:
+        c = t.generations.c
+        order = (c.created_at.desc(), c.guid) if newest_first else (c.created_at, c.guid)
+        query = sa.select(t.generations).where(*self._generation_filters(filters)).order_by(*order)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        with self.read() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def count_generations(self, **filters: Any) -> int:
+        with self.read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t.generations)
+                                .where(*self._generation_filters(filters))).scalar_one()
+
+    # -- response cache -----------------------------------------------------------------
+
+    def cache_get(self, key: str, ttl_seconds: float | None) -> dict[str, Any] | None:
+        query = sa.select(t.cache_entries).where(t.cache_entries.c.key == key)
+        if ttl_seconds is not None:
+            query = query.where(t.cache_entries.c.created_at >= datetime.fromtimestamp(
+                time.time() - ttl_seconds, timezone.utc))
+        with self.read() as conn:
+            return _row(conn.execute(query).first())
+
+    def cache_put(self, key: str, output: str, model: str, finish_reason: str | None,
+                  prompt_tokens: int, completion_tokens: int) -> None:
+        with self.write() as conn:
+            self._upsert(conn, t.cache_entries,
+                         dict(key=key, output=output, model=model, finish_reason=finish_reason,
+                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                              created_at=utcnow()),
+                         keys=["key"],
+                         update=["output", "model", "finish_reason", "prompt_tokens",
+                                 "completion_tokens", "created_at"])
+
+    def cache_clear(self) -> int:
+        with self.write() as conn:
+            return conn.execute(t.cache_entries.delete()).rowcount
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def create_session(self, action_guid: str | None, ext_user_id: str | None, name: str | None,
+                       memory_window: int | None) -> dict[str, Any]:
+        row = dict(guid=new_guid(), action_guid=action_guid, ext_user_id=ext_user_id, name=name,
+                   memory_window=memory_window, created_at=utcnow())
+        with self.write() as conn:
+            conn.execute(t.sessions.insert().values(**row))
+        return row
+
+    def get_session(self, guid: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            return _row(conn.execute(sa.select(t.sessions).where(t.sessions.c.guid == guid)).first())
+
+    def list_sessions(self, ext_user_id: str | None = None,
+                      action_guid: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(t.sessions).order_by(t.sessions.c.created_at)
+        if ext_user_id is not None:
+            query = query.where(t.sessions.c.ext_user_id == ext_user_id)
+        if action_guid is not None:
+            query = query.where(t.sessions.c.action_guid == action_guid)
+        with self.read() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def session_messages(self, guid: str, last: int | None = None) -> list[dict[str, Any]]:
+        """The session's messages in order; only the ``last`` N when given."""
+        c = t.session_messages.c
+        query = sa.select(c.role, c.content, c.generation_guid, c.created_at).where(c.session_guid == guid)
+        with self.read() as conn:
+            if last is not None:
+                rows = list(conn.execute(query.order_by(c.id.desc()).limit(last)))[::-1]
+            else:
+                rows = list(conn.execute(query.order_by(c.id)))
+        return [_row(r) for r in rows]
+
+    def append_session_messages(self, guid: str, messages: Iterable[Mapping[str, Any]],
+                                generation_guid: str | None) -> None:
+        now = utcnow()
+        rows = [dict(session_guid=guid, role=m["role"], content=m["content"],
+                     generation_guid=generation_guid, created_at=now) for m in messages]
+        if rows:
+            with self.write() as conn:
+                conn.execute(t.session_messages.insert(), rows)
+
+    # -- whole-store helpers ------------------------------------------------------------
+
+    def table_names(self) -> list[str]:
+        return [table.name for table in t.metadata.sorted_tables]
+
+    def dump_table(self, name: str) -> list[dict[str, Any]]:
+        """Every row of a table (for audits such as the secret scan; not for big tables)."""
+        table = t.metadata.tables[name]
+        with self.read() as conn:
+            return [_row(r) for r in conn.execute(sa.select(table))]
+
+
+def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        directory = os.path.dirname(os.path.abspath(url.database))
+        if not os.path.isdir(directory):
+            raise ConfigError(f"the folder for the SQLite store does not exist: {directory}")
+    engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+        # pysqlite's own transaction handling is off so that we can issue BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):  # pragma: no cover - exercised by every test
+        # Writers take the lock up front: a deferred transaction that later upgrades to a
+        # write can fail with SQLITE_BUSY without waiting, losing the write.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("promptlab_read")
+                             else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+__all__ = ["Store", "resolve_url", "new_guid", "utcnow", "DEFAULT_URL"]

@@ -1,0 +1,645 @@
+"""Actions: versioned prompt templates with a model config, deployed to environments, and run.
+
+The seed's "Actions" chapter, locally::
+
+    act = lab.actions.create("writer", system="You are a helpful writing assistant.",
+                             prompt="Review this content ...\\n{{task}}\\n======\\n{{content}}",
+                             model="sim:extractive", temperature=0.2)
+    r = lab.actions.prompt("writer", {"task": "Fix typos", "content": "Teh cat"})
+    r.msg, r.guid, r.usage, r.cost_usd
+
+Planning a call (resolving the version, rendering messages, session memory, files, the cache
+key) is plain functions; running it goes through the provider seam; every call, including a
+failed one, leaves exactly one generation row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import (
+    ConfigError,
+    InvalidInputError,
+    NotFoundError,
+    PromptlabError,
+    ProviderError,
+)
+from .generations import Generation, TokenStream, feedback_url
+from .providers.base import ChatRequest, Completion
+from .providers.content import user_message
+from .store import new_guid, utcnow
+from .templates import ChatTemplate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lab import Lab
+
+STANDARD_ENVIRONMENTS = ("Production", "Staging", "Preview")
+DEFAULT_ENVIRONMENT = "Production"
+PARAM_NAMES = ("temperature", "max_tokens", "top_p", "seed", "stop", "extra_body")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$")
+
+
+def normalize_environment(environment: str | None) -> str:
+    """``"production"`` -> ``"Production"``; custom names are kept as given."""
+    if environment is None:
+        return DEFAULT_ENVIRONMENT
+    if not isinstance(environment, str) or not environment.strip() or len(environment) > 100:
+        raise ConfigError(f"invalid environment name {environment!r}")
+    for standard in STANDARD_ENVIRONMENTS:
+        if environment.strip().lower() == standard.lower():
+            return standard
+    return environment.strip()
+
+
+@dataclass(frozen=True)
+class Action:
+    """One version of an action. Versions are immutable; ``update`` makes a new one."""
+
+    guid: str
+    name: str
+    version: int
+    version_guid: str
+    model: str
+    system: str | None = None
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] | None = None
+    description: str | None = None
+    note: str | None = None
+    deployments: dict[str, int] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @property
+    def template(self) -> ChatTemplate:
+        return ChatTemplate(system=self.system, prompt=self.prompt, messages=self.messages)
+
+    @property
+    def variables(self) -> list[str]:
+        """Template variables in order of first use (a bound context's variable excluded)."""
+        bound = self.context.get("variable") if self.context else None
+        return [v for v in self.template.variables if v != bound]
+
+    @property
+    def environments(self) -> list[str]:
+        """Environments this version is deployed to."""
+        return sorted(env for env, v in self.deployments.items() if v == self.version)
+
+    @property
+    def temperature(self) -> float | None:
+        return self.params.get("temperature")
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.params.get("max_tokens")
+
+    def to_spec(self) -> dict[str, Any]:
+        """The action as an action-file dict (what ``save`` writes)."""
+        spec: dict[str, Any] = {"name": self.name}
+        if self.description:
+            spec["description"] = self.description
+        spec["model"] = self.model
+        for key in ("system", "prompt", "messages"):
+            if getattr(self, key):
+                spec[key] = getattr(self, key)
+        spec.update({k: v for k, v in self.params.items() if v is not None})
+        if self.context:
+            spec["context"] = self.context
+        return spec
+
+
+class ActionSpec(BaseModel):
+    """An action file (YAML), validated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str | None = None
+    model: str | None = None
+    system: str | None = None
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+    stop: list[str] | None = None
+    extra_body: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_have_role_and_content(cls, value):
+        for i, message in enumerate(value or []):
+            if set(message) - {"role", "content"} or "role" not in message or "content" not in message:
+                raise ValueError(f"messages[{i}] must have exactly 'role' and 'content'")
+            if message["role"] not in ("system", "user", "assistant"):
+                raise ValueError(f"messages[{i}].role must be system, user or assistant")
+        return value
+
+
+def _spec_error(source: str, exc: ValidationError) -> ConfigError:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+    )
+    return ConfigError(f"invalid action {source}: {problems}")
+
+
+def validate_version_fields(fields_: Mapping[str, Any], source: str = "arguments") -> dict[str, Any]:
+    """Check action fields with the same rules as action files; returns the clean values."""
+    try:
+        spec = ActionSpec(name="_", **fields_)
+    except ValidationError as exc:
+        raise _spec_error(source, exc) from None
+    data = spec.model_dump(exclude={"name"}, exclude_unset=True)
+    if "prompt" in data or "system" in data or "messages" in data:
+        ChatTemplate(system=data.get("system"), prompt=data.get("prompt"),
+                     messages=data.get("messages")).variables  # parse now: syntax errors early
+    return data
+
+
+# -- planning: pure functions ------------------------------------------------------------
+
+
+def input_variables(action: Action, input: Any) -> tuple[dict[str, Any], str | None]:
+    """Split the seed's input (a dict of variables or a plain string) into (variables, user text).
+
+    A string fills the template's single variable, or becomes the user message when the
+    template has none.
+    """
+    if input is None:
+        return {}, None
+    if isinstance(input, Mapping):
+        return dict(input), None
+    if isinstance(input, str):
+        names = action.variables
+        if len(names) == 1:
+            return {names[0]: input}, None
+        if not names:
+            return {}, input
+        raise InvalidInputError(
+            f"action {action.name!r} has variables {names}; pass a dict of them, not a string")
+    raise InvalidInputError(f"input must be a dict of variables or a string, not {type(input).__name__}")
+
+
+def _with_files(message: dict[str, Any], files: Sequence[Any]) -> dict[str, Any]:
+    content = message["content"]
+    if isinstance(content, list):
+        return {**message, "content": content + user_message("", files)["content"][1:]}
+    return {**message, "content": user_message(content, files)["content"]}
+
+
+def convert_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The seed's request ``messages`` (each may carry ``files``) as chat messages."""
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or "role" not in message:
+            raise InvalidInputError(f"messages[{i}] must be a dict with 'role' and 'content'")
+        files = message.get("files")
+        clean = {"role": message["role"], "content": message.get("content", "")}
+        out.append(_with_files(clean, files) if files else clean)
+    return out
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The rendered messages of one call, split by where they came from."""
+
+    system: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    new: list[dict[str, Any]]  # this turn's messages: what a session remembers
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.system + self.history + self.new
+
+
+def build_turn(action: Action, variables: Mapping[str, Any], user_text: str | None = None,
+               history: Sequence[Mapping[str, Any]] = (), files: Sequence[Any] | None = None,
+               messages: Sequence[Mapping[str, Any]] | None = None) -> Turn:
+    """Render an action's template into the messages to send. Raises MissingVariablesError."""
+    rendered = action.template.render(variables)
+    leading_system = []
+    while rendered and rendered[0]["role"] == "system":
+        leading_system.append(rendered.pop(0))
+    # Few-shot messages from the template stay before the conversation history.
+    n_template_extra = len(action.messages or [])
+    few_shot, new = rendered[:n_template_extra], rendered[n_template_extra:]
+    if user_text is not None:
+        new.append({"role": "user", "content": user_text})
+    if messages:
+        new.extend(convert_messages(messages))
+    if files:
+        users = [i for i, m in enumerate(new) if m["role"] == "user"]
+        if not users:
+            raise InvalidInputError("files were given but there is no user message to attach them to")
+        new[users[-1]] = _with_files(new[users[-1]], files)
+    if not any(m["role"] == "user" for m in new):
+        raise InvalidInputError(
+            f"nothing to send: action {action.name!r} has no user prompt and no input or messages "
+            "were given")
+    return Turn(system=leading_system + few_shot, history=[dict(m) for m in history], new=new)
+
+
+def cache_key(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
+              namespace: Any = None) -> str:
+    """Stable key of a request: provider + model + rendered messages + params (+ namespace)."""
+    payload = json.dumps({"model": model, "messages": messages, "params": params, "ns": namespace},
+                         sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class Call:
+    """Everything needed to run and log one generation, decided before any I/O."""
+
+    guid: str
+    action: Action
+    environment: str | None
+    input: Any
+    turn: Turn | None
+    model: str
+    provider_name: str
+    provider_model: str
+    params: dict[str, Any]
+    streaming: bool = False
+    use_cache: bool = False
+    session: str | None = None
+    ext_user_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    experiment: str | None = None
+    variant: str | None = None
+    run: str | None = None
+    repeat: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def request(self) -> ChatRequest:
+        extra = dict(self.params.get("extra_body") or {})
+        if self.provider_name == "sim" and self.repeat:
+            # Repeats must resample: the simulator folds the repeat index into its choice.
+            extra["sim"] = {**extra.get("sim", {}), "repeat": self.repeat}
+        return ChatRequest(
+            model=self.provider_model, messages=self.turn.messages,
+            temperature=self.params.get("temperature"), max_tokens=self.params.get("max_tokens"),
+            top_p=self.params.get("top_p"), seed=self.params.get("seed"), stop=self.params.get("stop"),
+            extra_body=extra or None)
+
+    @property
+    def cache_key(self) -> str:
+        return cache_key(self.model, self.turn.messages, self.params, namespace=self.repeat or None)
+
+    def row(self, **updates: Any) -> dict[str, Any]:
+        """The generation row for this call (pending until updated)."""
+        row = dict(
+            guid=self.guid, status="pending", action_guid=self.action.guid,
+            action_name=self.action.name, action_version=self.action.version,
+            environment=self.environment, input=self.input,
+            messages=self.turn.messages if self.turn else None, model=self.model,
+            params={k: v for k, v in self.params.items() if k != "extra_body"} or None,
+            cached=False, streaming=self.streaming, session_guid=self.session,
+            ext_user_id=self.ext_user_id, metadata=self.metadata or None,
+            experiment_guid=self.experiment, variant=self.variant, run_guid=self.run,
+            repeat=self.repeat, created_at=self.created_at,
+        )
+        row.update(updates)
+        return row
+
+
+def completion_fields(completion: Completion, cost: float | None, cached: bool) -> dict[str, Any]:
+    return dict(status="done", output=completion.text, prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens, cost_usd=cost,
+                latency_ms=completion.latency_ms, ttft_ms=completion.ttft_ms,
+                finish_reason=completion.finish_reason, cached=cached, finished_at=utcnow())
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    return dict(status="error", error_type=type(exc).__name__, error=str(exc), finished_at=utcnow())
+
+
+# -- the resource ------------------------------------------------------------------------
+
+
+class Actions:
+    """``lab.actions``: create, version, deploy and run actions."""
+
+    def __init__(self, lab: "Lab"):
+        self._lab = lab
+
+    # definitions ----------------------------------------------------------------------------
+
+    def create(self, name: str, *, system: str | None = None, prompt: str | None = None,
+               messages: list[dict[str, Any]] | None = None, model: str | None = None,
+               temperature: float | None = None, max_tokens: int | None = None,
+               top_p: float | None = None, seed: int | None = None, stop: list[str] | None = None,
+               extra_body: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
+               description: str | None = None) -> Action:
+        """Create an action (version 1, deployed to Production).
+
+        >>> lab.actions.create("summarize", prompt="Summarize: {{text}}", model="sim:extractive")
+        """
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ConfigError(f"invalid action name {name!r}: use letters, digits, space, _ . - "
+                              "(up to 200 characters)")
+        values = dict(system=system, prompt=prompt, messages=messages,
+                      model=model or self._lab.default_model, temperature=temperature,
+                      max_tokens=max_tokens, top_p=top_p, seed=seed, stop=stop,
+                      extra_body=extra_body, context=context)
+        clean = validate_version_fields({k: v for k, v in values.items() if v is not None})
+        if not clean.get("prompt") and not clean.get("system") and not clean.get("messages"):
+            raise ConfigError(f"action {name!r} needs a prompt, a system message or messages")
+        self._lab.providers.parse(clean["model"])  # unknown provider: fail at definition time
+        self._lab.store.create_action(name, description, _version_row(clean))
+        return self.get(name)
+
+    def update(self, action: str, *, deploy: str | Sequence[str] | None = DEFAULT_ENVIRONMENT,
+               note: str | None = None, **changes: Any) -> Action:
+        """Make a new immutable version from the latest with ``changes`` applied.
+
+        The new version is deployed to ``deploy`` (Production by default; ``None`` for none).
+
+        >>> lab.actions.update("writer", temperature=0.7)          # version 2, now in Production
+        """
+        unknown = set(changes) - {"system", "prompt", "messages", "model", "context", *PARAM_NAMES}
+        if unknown:
+            raise ConfigError(f"unknown action field(s): {', '.join(sorted(unknown))}")
+        current = self.get(action, version="latest")
+        merged = {"system": current.system, "prompt": current.prompt, "messages": current.messages,
+                  "model": current.model, "context": current.context, **current.params, **changes}
+        clean = validate_version_fields({k: v for k, v in merged.items() if v is not None})
+        self._lab.providers.parse(clean["model"])
+        environments = [deploy] if isinstance(deploy, str) else list(deploy or [])
+        environments = [normalize_environment(e) for e in environments]
+        row = _version_row(clean)
+        row["note"] = note
+        number = self._lab.store.add_version(current.guid, row, deploy_to=environments)
+        return self.get(current.guid, version=number)
+
+    def deploy(self, action: str, version: int | None = None,
+               environment: str = DEFAULT_ENVIRONMENT) -> Action:
+        """Point ``environment`` at ``version`` (latest when None)."""
+        current = self.get(action, version="latest" if version is None else version)
+        self._lab.store.deploy(current.guid, normalize_environment(environment), current.version)
+        return self.get(current.guid, version=current.version)
+
+    def get(self, action: str, version: int | str | None = None,
+            environment: str | None = None) -> Action:
+        """An action by name, action GUID or version GUID.
+
+        ``version``: a number or ``"latest"``; otherwise the version deployed to ``environment``
+        (Production by default). A version GUID pins its own version.
+        """
+        row = self._lab.store.find_action(action)
+        if row is None:
+            names = [a["name"] for a in self._lab.store.list_actions()]
+            raise NotFoundError("action", action, f"known actions: {names}" if names else "no actions yet")
+        deployments = self._lab.store.deployments(row["guid"])
+        if row.get("pinned_version") is not None and version is None and environment is None:
+            version = row["pinned_version"]
+        if version == "latest":
+            number = None
+        elif version is not None:
+            number = int(version)
+        else:
+            env = normalize_environment(environment)
+            if env not in deployments:
+                raise NotFoundError(
+                    "deployment", f"{row['name']}@{env}",
+                    f"deployed to: {sorted(deployments) or 'nothing'}; "
+                    f"use lab.actions.deploy({row['name']!r}, version=..., environment={env!r})")
+            number = deployments[env]
+        version_row = self._lab.store.get_version(row["guid"], number)
+        if version_row is None:
+            raise NotFoundError("version", f"{row['name']} v{number}")
+        return _action_from_rows(row, version_row, deployments)
+
+    def versions(self, action: str) -> list[Action]:
+        row = self._lab.store.find_action(action)
+        if row is None:
+            raise NotFoundError("action", action)
+        deployments = self._lab.store.deployments(row["guid"])
+        return [_action_from_rows(row, v, deployments) for v in self._lab.store.list_versions(row["guid"])]
+
+    def list(self) -> list[Action]:
+        """Every action at its latest version."""
+        return [self.get(row["guid"], version="latest") for row in self._lab.store.list_actions()]
+
+    def load(self, path: str | os.PathLike) -> Action:
+        """Create or update an action from a YAML action file (validated)."""
+        try:
+            with open(path) as handle:
+                data = yaml.safe_load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read action file {os.fspath(path)!r}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"action file {os.fspath(path)!r} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"action file {os.fspath(path)!r} must be a mapping of fields")
+        try:
+            spec = ActionSpec(**data)
+        except ValidationError as exc:
+            raise _spec_error(f"file {os.fspath(path)!r}", exc) from None
+        fields_ = spec.model_dump(exclude={"name", "description"}, exclude_none=True)
+        if self._lab.store.find_action(spec.name) is None:
+            return self.create(spec.name, description=spec.description, **fields_)
+        return self.update(spec.name, **fields_)
+
+    def save(self, action: str, path: str | os.PathLike, version: int | str | None = "latest") -> str:
+        """Write an action version as a YAML action file; returns the path."""
+        spec = self.get(action, version=version).to_spec()
+        with open(path, "w") as handle:
+            yaml.safe_dump(spec, handle, sort_keys=False, allow_unicode=True)
+        return os.fspath(path)
+
+    # running ------------------------------------------------------------------------------
+
+    def get_action_prompt(self, action: str, input: Any = None, *, environment: str | None = None,
+                          version: int | str | None = None, session: str | None = None,
+                          metadata_filter: Mapping[str, Any] | None = None,
+                          files: Sequence[Any] | None = None,
+                          messages: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The fully formatted messages a call would send, without calling a model."""
+        resolved = self.get(action, version=version, environment=environment)
+        call = self.plan(resolved, input, environment=environment, session=session,
+                         metadata_filter=metadata_filter, files=files, messages=messages)
+        return call.turn.messages
+
+    def plan(self, action: Action, input: Any, *, environment: str | None = None,
+             session: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
+             files: Sequence[Any] | None = None, messages: Sequence[Mapping[str, Any]] | None = None,
+             **call_fields: Any) -> Call:
+        """Decide everything about a call before running it. Raises on bad input."""
+        variables, user_text = input_variables(action, input)
+        variables = self._lab._retrieve(action, variables, metadata_filter, call_fields)
+        history: list[dict[str, Any]] = []
+        if session is not None:
+            history = self._lab.sessions.history(session)
+        turn = build_turn(action, variables, user_text, history, files, messages)
+        provider_name, provider_model = self._lab.providers.parse(action.model)
+        return Call(guid=new_guid(), action=action, environment=environment, input=input, turn=turn,
+                    model=f"{provider_name}:{provider_model}", provider_name=provider_name,
+                    provider_model=provider_model, params=dict(action.params), session=session,
+                    **call_fields)
+
+    def prompt(self, action: str, input: Any = None, *, environment: str | None = None,
+               version: int | str | None = None, cache: bool = False, ext_user_id: str | None = None,
+               session: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
+               files: Sequence[Any] | None = None, messages: Sequence[Mapping[str, Any]] | None = None,
+               streaming: bool = False, async_mode: bool = False) -> Generation:
+        """Run an action and return its generation (the seed's ``msg``, ``feedback_url``, ...).
+
+        >>> r = lab.actions.prompt("writer", {"task": "Fix typos", "content": "Teh cat"})
+        >>> r.msg
+        """
+        call = self._prepare(action, input, environment, version, cache, ext_user_id, session,
+                             metadata_filter, files, messages, streaming)
+        return self._lab._loop.run(self._start(call, async_mode))
+
+    async def aprompt(self, action: str, input: Any = None, *, environment: str | None = None,
+                      version: int | str | None = None, cache: bool = False,
+                      ext_user_id: str | None = None, session: str | None = None,
+                      metadata_filter: Mapping[str, Any] | None = None,
+                      files: Sequence[Any] | None = None,
+                      messages: Sequence[Mapping[str, Any]] | None = None, streaming: bool = False,
+                      async_mode: bool = False) -> Generation:
+        """Async twin of ``prompt``."""
+        call = self._prepare(action, input, environment, version, cache, ext_user_id, session,
+                             metadata_filter, files, messages, streaming)
+        return await self._lab._loop.arun(self._start(call, async_mode))
+
+    def _prepare(self, action, input, environment, version, cache, ext_user_id, session,
+                 metadata_filter, files, messages, streaming) -> Call:
+        if session is not None:
+            self._lab.sessions.get(session)  # unknown session: NotFoundError before anything
+        resolved = self.get(action, version=version, environment=environment)
+        env = None if version is not None else normalize_environment(environment)
+        metadata = {"metadata_filter": dict(metadata_filter)} if metadata_filter else {}
+        try:
+            return self.plan(resolved, input, environment=env, session=session,
+                             metadata_filter=metadata_filter, files=files, messages=messages,
+                             streaming=streaming, use_cache=cache, ext_user_id=ext_user_id,
+                             metadata=metadata)
+        except PromptlabError as exc:
+            # A call that fails before reaching the model still leaves its trace in the log.
+            failed = Call(guid=new_guid(), action=resolved, environment=env, input=input, turn=None,
+                          model=resolved.model, provider_name="", provider_model="",
+                          params=dict(resolved.params), streaming=streaming, session=session,
+                          ext_user_id=ext_user_id, metadata=metadata)
+            self._lab.store.insert_generation(failed.row(**error_fields(exc)))
+            raise
+
+    async def _start(self, call: Call, async_mode: bool) -> Generation:
+        if not async_mode and not call.streaming:
+            return await self.execute(call)
+        self._lab.store.insert_generation(call.row())
+        generation = self._generation(call, status="pending", msg=None if async_mode else "")
+        generation.stream = TokenStream() if call.streaming else None
+        task = self._lab._loop.spawn(self.execute(call, stream=generation.stream, inserted=True,
+                                                  target=generation))
+        if async_mode:
+            inflight = self._lab.generations._inflight
+            inflight[call.guid] = task
+            task.add_done_callback(lambda _f, guid=call.guid: inflight.pop(guid, None))
+        self._lab._track(task)
+        return generation
+
+    async def execute(self, call: Call, stream: TokenStream | None = None, inserted: bool = False,
+                      target: Generation | None = None) -> Generation:
+        """Run a planned call on promptlab's loop and log it; raises ProviderError on failure
+        (after logging it). ``target``, a Generation already handed to the user, is filled in
+        before the stream ends so that ``r.msg`` is whole when iteration stops."""
+        store = self._lab.store
+
+        def finish(fields_: dict[str, Any], error: BaseException | None = None) -> Generation:
+            if inserted:
+                store.update_generation(call.guid, fields_)
+            else:
+                store.insert_generation(call.row(**fields_))
+            done = self._generation(call, **fields_)
+            if target is not None:
+                for name in ("status", "msg", "usage", "latency_ms", "ttft_ms", "cost_usd", "cached",
+                             "finish_reason", "finished_at", "error", "error_type"):
+                    setattr(target, name, getattr(done, name))
+            if stream is not None:
+                stream._finish(error)
+            return done
+
+        try:
+            completion, cached = await self._complete(call, stream)
+        except BaseException as exc:  # provider errors, cancellation, bugs: all leave a trace
+            finish(error_fields(exc), exc)
+            raise
+        cost = 0.0 if cached else self._lab.cost(call.model, completion.usage.prompt_tokens,
+                                                 completion.usage.completion_tokens)
+        fields_ = completion_fields(completion, cost, cached)
+        if call.session is not None:
+            store.append_session_messages(
+                call.session, call.turn.new + [{"role": "assistant", "content": completion.text}],
+                call.guid)
+        return finish(fields_)
+
+    async def _complete(self, call: Call, stream: TokenStream | None) -> tuple[Completion, bool]:
+        key = call.cache_key if call.use_cache else None
+        if key is not None:
+            hit = self._lab.store.cache_get(key, self._lab.cache_ttl)
+            if hit is not None:
+                completion = Completion(
+                    text=hit["output"], model=hit["model"] or call.provider_model,
+                    usage=_usage(hit["prompt_tokens"], hit["completion_tokens"]),
+                    finish_reason=hit["finish_reason"], latency_ms=0.0, ttft_ms=0.0 if stream else None)
+                if stream is not None:
+                    stream._push(completion.text)
+                return completion, True
+        provider = self._lab.providers.get(call.provider_name)
+        if stream is None:
+            completion = await provider.complete(call.request)
+        else:
+            completion = None
+            async for item in provider.stream(call.request):
+                if isinstance(item, str):
+                    stream._push(item)
+                else:
+                    completion = item
+            if completion is None:  # a provider that broke the protocol
+                raise ProviderError("stream ended without a final completion", call.provider_name)
+        if key is not None:
+            self._lab.store.cache_put(key, completion.text, completion.model, completion.finish_reason,
+                                      completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        return completion, False
+
+    def _generation(self, call: Call, **updates: Any) -> Generation:
+        row = call.row(**updates)
+        generation = Generation.from_row(row, self._lab.gateway_url)
+        generation.feedback_url = feedback_url(self._lab.gateway_url, call.guid)
+        return generation
+
+
+def _usage(prompt_tokens: int | None, completion_tokens: int | None):
+    from .providers.base import Usage
+
+    return Usage(prompt_tokens=prompt_tokens or 0, completion_tokens=completion_tokens or 0)
+
+
+def _version_row(clean: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(system=clean.get("system"), prompt=clean.get("prompt"), messages=clean.get("messages"),
+                model=clean["model"], context=clean.get("context"), note=None,
+                params={k: clean[k] for k in PARAM_NAMES if clean.get(k) is not None})
+
+
+def _action_from_rows(action: Mapping[str, Any], version: Mapping[str, Any],
+                      deployments: Mapping[str, int]) -> Action:
+    return Action(guid=action["guid"], name=action["name"], version=version["version"],
+                  version_guid=version["guid"], model=version["model"], system=version["system"],
+                  prompt=version["prompt"], messages=version["messages"],
+                  params=dict(version["params"] or {}), context=version["context"],
+                  description=action["description"], note=version["note"],
+                  deployments=dict(deployments), created_at=version["created_at"])

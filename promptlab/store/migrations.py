@@ -1,0 +1,83 @@
+"""Versioned schema migrations, applied in order when a store is opened.
+
+Each migration is ``(version, description, apply(connection))``, written against the schema
+of the version before it (``ALTER TABLE ... ADD COLUMN``, new tables). A fresh database is
+created from the current table definitions in one step and stamped with every version. The applied versions are
+recorded in ``promptlab_schema``; a store never runs a migration twice and refuses to open a
+database written by a newer promptlab. Add new migrations at the end; never edit a shipped one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+import sqlalchemy as sa
+
+from ..errors import StoreError
+from . import schema as t
+
+
+def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
+    def apply(conn: sa.Connection) -> None:
+        for table in tables:
+            table.create(conn, checkfirst=True)
+
+    return apply
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
+    (
+        1,
+        "actions, versions, deployments, generations, cache, sessions",
+        _create(
+            t.actions,
+            t.action_versions,
+            t.deployments,
+            t.generations,
+            t.cache_entries,
+            t.sessions,
+            t.session_messages,
+        ),
+    ),
+]
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1][0]
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the database up to the latest schema; returns the version it is at.
+
+    Runs inside one write transaction holding the database's write lock, so several processes
+    opening a fresh store at once migrate it exactly once.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Serialise concurrent migrators; the lock is released at commit.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7345120)"))
+        t.schema_version.create(conn, checkfirst=True)
+        applied = set(conn.execute(sa.select(t.schema_version.c.version)).scalars())
+        newest_known = latest_version()
+        if applied and max(applied) > newest_known:
+            raise StoreError(
+                f"the database is at schema version {max(applied)}, newer than this promptlab "
+                f"understands ({newest_known}); upgrade promptlab"
+            )
+        fresh = not applied and not sa.inspect(conn).has_table(t.actions.name)
+        if fresh:
+            # A new database gets today's schema in one step; the migrations below only
+            # ever run against databases created by an older promptlab.
+            t.metadata.create_all(conn)
+        for version, description, apply in MIGRATIONS:
+            if version in applied:
+                continue
+            if not fresh:
+                apply(conn)
+            conn.execute(
+                t.schema_version.insert().values(
+                    version=version, description=description, applied_at=datetime.now(timezone.utc)
+                )
+            )
+    return newest_known

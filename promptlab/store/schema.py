@@ -1,0 +1,126 @@
+"""The tables, as SQLAlchemy Core objects. Migrations (migrations.py) create and change them.
+
+Every row has a GUID (uuid4 text) so rows can be exported, merged and referenced from outside
+(feedback URLs, the gateway). Times are UTC. JSON columns hold plain dicts/lists.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+GUID = sa.String(36)
+Time = sa.DateTime(timezone=True)
+
+schema_version = sa.Table(
+    "promptlab_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", Time, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("guid", GUID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+action_versions = sa.Table(
+    "action_versions",
+    metadata,
+    sa.Column("guid", GUID, primary_key=True),
+    sa.Column("action_guid", GUID, sa.ForeignKey("actions.guid"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("system", sa.Text),
+    sa.Column("prompt", sa.Text),
+    sa.Column("messages", sa.JSON),  # extra template messages between system and prompt
+    sa.Column("model", sa.String(300), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),  # temperature, max_tokens, top_p, seed, stop
+    sa.Column("context", sa.JSON),  # retrieval binding: {"name", "top_k", "variable"}
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.UniqueConstraint("action_guid", "version", name="uq_action_version"),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("action_guid", GUID, sa.ForeignKey("actions.guid"), primary_key=True),
+    sa.Column("environment", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("deployed_at", Time, nullable=False),
+)
+
+generations = sa.Table(
+    "generations",
+    metadata,
+    sa.Column("guid", GUID, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | error
+    sa.Column("action_guid", GUID, index=True),
+    sa.Column("action_name", sa.String(200)),
+    sa.Column("action_version", sa.Integer),
+    sa.Column("environment", sa.String(100)),
+    sa.Column("input", sa.JSON),
+    sa.Column("messages", sa.JSON),  # the fully rendered request messages
+    sa.Column("output", sa.Text),
+    sa.Column("model", sa.String(300)),
+    sa.Column("params", sa.JSON),
+    sa.Column("prompt_tokens", sa.Integer),
+    sa.Column("completion_tokens", sa.Integer),
+    sa.Column("cost_usd", sa.Float),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("cached", sa.Boolean, nullable=False, default=False),
+    sa.Column("streaming", sa.Boolean, nullable=False, default=False),
+    sa.Column("session_guid", GUID, index=True),
+    sa.Column("ext_user_id", sa.String(300), index=True),
+    sa.Column("error_type", sa.String(100)),
+    sa.Column("error", sa.Text),
+    sa.Column("metadata", sa.JSON),  # retrieval hits, metadata_filter, files, ...
+    sa.Column("experiment_guid", GUID, index=True),
+    sa.Column("variant", sa.String(100)),
+    sa.Column("run_guid", GUID, index=True),
+    sa.Column("repeat", sa.Integer),
+    sa.Column("created_at", Time, nullable=False, index=True),
+    sa.Column("finished_at", Time),
+)
+
+cache_entries = sa.Table(
+    "cache_entries",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("model", sa.String(300)),
+    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("prompt_tokens", sa.Integer),
+    sa.Column("completion_tokens", sa.Integer),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("guid", GUID, primary_key=True),
+    sa.Column("action_guid", GUID),
+    sa.Column("ext_user_id", sa.String(300), index=True),
+    sa.Column("name", sa.Text),
+    sa.Column("memory_window", sa.Integer),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+session_messages = sa.Table(
+    "session_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_guid", GUID, sa.ForeignKey("sessions.guid"), nullable=False, index=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("content", sa.JSON, nullable=False),
+    sa.Column("generation_guid", GUID),
+    sa.Column("created_at", Time, nullable=False),
+)
