@@ -431,11 +431,15 @@ def test_default_judge_prompt_sections_at_line_start():
     assert lines.index("Question:") < lines.index("Answer:") < lines.index("Reference:")
     assert DEFAULT_JUDGE_INSTRUCTIONS in text
     assert '{"score":' in text and '"reason":' in text
+    # The last section runs to the end of the prompt: a section parser must not swallow
+    # the reply-format instructions into the reference.
+    assert text.rstrip().endswith("Reference:\nParis")
 
 
 def test_default_judge_prompt_without_reference_and_strict_variables():
     vars_ = llm_judge("j").build_input("Paris.", {"question": "Capital?"})
     text = _render(DEFAULT_JUDGE_PROMPT, **vars_)
     assert "Reference:" not in text.splitlines()
+    assert text.rstrip().endswith("Answer:\nParis.")
     with pytest.raises(jinja2.UndefinedError):
         _render(DEFAULT_JUDGE_PROMPT, input="q", output="o", reference="")

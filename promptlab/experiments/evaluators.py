@@ -384,10 +384,13 @@ DEFAULT_JUDGE_INSTRUCTIONS = (
     "If a reference answer is given, judge how well the answer agrees with it."
 )
 
-# Jinja template for a judge action. The section headers start their lines so a parser
-# (the offline simulator's `judge` model among them) can split the prompt reliably.
+# Jinja template for a judge action. Section headers start their lines so a parser (the
+# offline simulator's `judge` model among them) can split the prompt; the reply format is
+# stated before the sections so the last section runs cleanly to the end of the text.
 DEFAULT_JUDGE_PROMPT = """\
 You are an impartial judge grading an answer. {{instructions}}
+Reply with only a JSON object, no other text: \
+{"score": <integer from 0 (worst) to 100 (best)>, "reason": "<one sentence>"}
 
 Question:
 {{input}}
@@ -397,10 +400,7 @@ Answer:
 {% if reference %}
 Reference:
 {{reference}}
-{% endif %}
-Reply with only a JSON object, no other text:
-{"score": <integer from 0 (worst) to 100 (best)>, "reason": "<one sentence>"}
-"""
+{% endif %}"""
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 # A number with an optional "/N" scale: "80", "80/100", "8/10" (rescaled to 0-100).
