@@ -11,7 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-from typing import Any, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import pricing
 from ._loop import LoopThread
@@ -21,6 +22,12 @@ from .generations import Generations
 from .providers import ProviderRegistry
 from .sessions import Sessions
 from .store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .contexts import Contexts
+    from .data import Data
+    from .experiments import Experiments
+    from .feedback import Feedback
 
 DEFAULT_MODEL = "sim:extractive"
 
@@ -34,6 +41,7 @@ class Lab:
     seconds (None: forever). ``memory_window``: how many earlier session messages a turn sends.
     ``gateway_url``: where a promptlab gateway serves this store, for ``feedback_url``.
     ``sim_options`` configure the in-process simulator (latency_ms, error_rate, ...).
+    ``issue_tags``: the vocabulary of feedback issue tags (a sensible default list when None).
     """
 
     def __init__(self, db: str | os.PathLike | None = None, *,
@@ -41,7 +49,8 @@ class Lab:
                  prices: Mapping[str, Mapping[str, float]] | None = None,
                  cache_ttl: float | None = 7 * 24 * 3600, memory_window: int = 20,
                  gateway_url: str | None = None, default_model: str = DEFAULT_MODEL,
-                 sim_options: Mapping[str, Any] | None = None):
+                 sim_options: Mapping[str, Any] | None = None,
+                 issue_tags: Sequence[str] | None = None):
         if memory_window < 0:
             raise ConfigError("memory_window must be >= 0")
         self.store = Store(db)
@@ -51,6 +60,7 @@ class Lab:
         self.memory_window = memory_window
         self.gateway_url = gateway_url
         self.default_model = default_model
+        self.issue_tags = list(issue_tags) if issue_tags is not None else None
         self._loop = LoopThread()
         self._pending: set[concurrent.futures.Future] = set()
         self._pending_lock = threading.Lock()
@@ -62,6 +72,32 @@ class Lab:
     def __repr__(self) -> str:
         return f"Lab(db={self.store.safe_url!r})"
 
+    # Resources beyond the core are built on first use, keeping `import promptlab` and
+    # `Lab()` cheap for scripts that only run actions.
+    @cached_property
+    def feedback(self) -> "Feedback":
+        from .feedback import Feedback
+
+        return Feedback(self)
+
+    @cached_property
+    def data(self) -> "Data":
+        from .data import Data
+
+        return Data(self)
+
+    @cached_property
+    def contexts(self) -> "Contexts":
+        from .contexts import Contexts
+
+        return Contexts(self)
+
+    @cached_property
+    def experiments(self) -> "Experiments":
+        from .experiments import Experiments
+
+        return Experiments(self)
+
     # -- helpers for the resources ---------------------------------------------------------
 
     def cost(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
@@ -69,8 +105,16 @@ class Lab:
 
     def _retrieve(self, action: Action, variables: dict[str, Any],
                   metadata_filter: Mapping[str, Any] | None, call_fields: dict[str, Any]) -> dict[str, Any]:
-        """Fill a bound context's template variable (no-op for actions without a context)."""
-        return variables
+        """Fill a bound context's template variable (no-op for actions without a context).
+
+        Retrieval details (record ids, distances) are added to ``call_fields["metadata"]`` so
+        they are logged with the generation.
+        """
+        if not action.context:
+            return variables
+        from .contexts import retrieve_for_action
+
+        return retrieve_for_action(self, action, variables, metadata_filter, call_fields)
 
     def _track(self, future: concurrent.futures.Future) -> None:
         """Remember background work (async-mode and streamed runs) so close() can finish it."""

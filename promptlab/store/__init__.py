@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -20,17 +19,13 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ..errors import ConfigError, NotFoundError, StoreError
 from . import schema as t
+from ._util import as_dict, new_guid, utcnow
+from .contexts import ContextSQL
+from .experiments import ExperimentSQL
+from .feedback import FeedbackSQL
 from .migrations import migrate
 
 DEFAULT_URL = "sqlite:///promptlab.db"
-
-
-def new_guid() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def resolve_url(db: str | os.PathLike | None) -> str:
@@ -45,20 +40,8 @@ def resolve_url(db: str | os.PathLike | None) -> str:
     return value
 
 
-def _aware(value: Any) -> Any:
-    # SQLite hands datetimes back naive; everything promptlab stores is UTC.
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
-
-def _row(row: sa.Row | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {k: _aware(v) for k, v in row._mapping.items()}
-
-
-class Store:
+class Store(FeedbackSQL, ExperimentSQL, ContextSQL):
     """A promptlab database. Thread-safe; share one per process."""
 
     def __init__(self, url: str | os.PathLike | None = None, *, echo: bool = False):
@@ -163,7 +146,7 @@ class Store:
     def find_action(self, key: str) -> dict[str, Any] | None:
         """An action by name or GUID, or by one of its version GUIDs (then with ``pinned_version``)."""
         with self.read() as conn:
-            row = _row(conn.execute(sa.select(t.actions).where(
+            row = as_dict(conn.execute(sa.select(t.actions).where(
                 sa.or_(t.actions.c.name == key, t.actions.c.guid == key))).first())
             if row is not None:
                 return row
@@ -171,7 +154,7 @@ class Store:
                                    .where(t.action_versions.c.guid == key)).first()
             if version is None:
                 return None
-            row = _row(conn.execute(sa.select(t.actions).where(
+            row = as_dict(conn.execute(sa.select(t.actions).where(
                 t.actions.c.guid == version.action_guid)).first())
             row["pinned_version"] = version.version
             return row
@@ -184,18 +167,18 @@ class Store:
         else:
             query = query.where(t.action_versions.c.version == version)
         with self.read() as conn:
-            return _row(conn.execute(query).first())
+            return as_dict(conn.execute(query).first())
 
     def list_versions(self, action_guid: str) -> list[dict[str, Any]]:
         with self.read() as conn:
             rows = conn.execute(sa.select(t.action_versions)
                                 .where(t.action_versions.c.action_guid == action_guid)
                                 .order_by(t.action_versions.c.version))
-            return [_row(r) for r in rows]
+            return [as_dict(r) for r in rows]
 
     def list_actions(self) -> list[dict[str, Any]]:
         with self.read() as conn:
-            return [_row(r) for r in conn.execute(sa.select(t.actions).order_by(t.actions.c.name))]
+            return [as_dict(r) for r in conn.execute(sa.select(t.actions).order_by(t.actions.c.name))]
 
     def deploy(self, action_guid: str, environment: str, version: int) -> None:
         with self.write() as conn:
@@ -227,7 +210,7 @@ class Store:
 
     def get_generation(self, guid: str) -> dict[str, Any] | None:
         with self.read() as conn:
-            return _row(conn.execute(sa.select(t.generations).where(t.generations.c.guid == guid)).first())
+            return as_dict(conn.execute(sa.select(t.generations).where(t.generations.c.guid == guid)).first())
 
     def generation_status(self, guid: str) -> str | None:
         with self.read() as conn:
@@ -264,7 +247,7 @@ class Store:
         if limit is not None:
             query = query.limit(limit).offset(offset)
         with self.read() as conn:
-            return [_row(r) for r in conn.execute(query)]
+            return [as_dict(r) for r in conn.execute(query)]
 
     def count_generations(self, **filters: Any) -> int:
         with self.read() as conn:
@@ -279,7 +262,7 @@ class Store:
             query = query.where(t.cache_entries.c.created_at >= datetime.fromtimestamp(
                 time.time() - ttl_seconds, timezone.utc))
         with self.read() as conn:
-            return _row(conn.execute(query).first())
+            return as_dict(conn.execute(query).first())
 
     def cache_put(self, key: str, output: str, model: str, finish_reason: str | None,
                   prompt_tokens: int, completion_tokens: int) -> None:
@@ -308,7 +291,7 @@ class Store:
 
     def get_session(self, guid: str) -> dict[str, Any] | None:
         with self.read() as conn:
-            return _row(conn.execute(sa.select(t.sessions).where(t.sessions.c.guid == guid)).first())
+            return as_dict(conn.execute(sa.select(t.sessions).where(t.sessions.c.guid == guid)).first())
 
     def list_sessions(self, ext_user_id: str | None = None,
                       action_guid: str | None = None) -> list[dict[str, Any]]:
@@ -318,7 +301,7 @@ class Store:
         if action_guid is not None:
             query = query.where(t.sessions.c.action_guid == action_guid)
         with self.read() as conn:
-            return [_row(r) for r in conn.execute(query)]
+            return [as_dict(r) for r in conn.execute(query)]
 
     def session_messages(self, guid: str, last: int | None = None) -> list[dict[str, Any]]:
         """The session's messages in order; only the ``last`` N when given."""
@@ -329,7 +312,7 @@ class Store:
                 rows = list(conn.execute(query.order_by(c.id.desc()).limit(last)))[::-1]
             else:
                 rows = list(conn.execute(query.order_by(c.id)))
-        return [_row(r) for r in rows]
+        return [as_dict(r) for r in rows]
 
     def append_session_messages(self, guid: str, messages: Iterable[Mapping[str, Any]],
                                 generation_guid: str | None) -> None:
@@ -349,7 +332,7 @@ class Store:
         """Every row of a table (for audits such as the secret scan; not for big tables)."""
         table = t.metadata.tables[name]
         with self.read() as conn:
-            return [_row(r) for r in conn.execute(sa.select(table))]
+            return [as_dict(r) for r in conn.execute(sa.select(table))]
 
 
 def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:

@@ -26,6 +26,16 @@ def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     return apply
 
 
+def _create_area(module: str) -> Callable[[sa.Connection], None]:
+    def apply(conn: sa.Connection) -> None:
+        import importlib
+
+        for table in importlib.import_module(f"promptlab.store.{module}").TABLES:
+            table.create(conn, checkfirst=True)
+
+    return apply
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (
         1,
@@ -40,6 +50,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
             t.session_messages,
         ),
     ),
+    (2, "feedback and pairwise preferences", _create_area("feedback")),
+    (3, "experiments, variants, runs and cells", _create_area("experiments")),
+    (4, "context libraries, documents and chunks", _create_area("contexts")),
 ]
 
 
