@@ -643,3 +643,140 @@ def test_user_message_shapes(tmp_path):
     assert msg["content"][2]["image_url"]["url"].startswith("data:image/gif;base64,")
     # A single source is treated as a one-item list, not iterated character by character.
     assert len(user_message("one", "https://x.test/a.png")["content"]) == 2
+
+
+# -- LiveASGITransport: in-process apps that stream and can time out ---------------------------
+
+
+def gated_app(gate: asyncio.Event, calls: list):
+    """Streams one chunk, then waits for the test to open the gate before the rest."""
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def body():
+        yield b"first;"
+        await gate.wait()
+        yield b"second"
+
+    async def endpoint(request):
+        calls.append(await request.body())
+        return StreamingResponse(body(), media_type="text/plain")
+
+    return Starlette(routes=[Route("/stream", endpoint, methods=["POST"])])
+
+
+async def test_live_asgi_transport_streams_chunks_as_the_app_sends_them():
+    from promptlab.providers.openai import LiveASGITransport
+
+    gate, calls = asyncio.Event(), []
+    async with httpx2.AsyncClient(transport=LiveASGITransport(gated_app(gate, calls)),
+                                  base_url="http://app.local") as client:
+        async with client.stream("POST", "/stream", content=b"payload") as response:
+            chunks = response.aiter_bytes()
+            # httpx2.ASGITransport would only return after the whole body, i.e. never here.
+            first = await asyncio.wait_for(chunks.__anext__(), 5)
+            assert first == b"first;" and not gate.is_set()
+            gate.set()
+            rest = b"".join([c async for c in chunks])
+    assert rest == b"second" and calls == [b"payload"]
+
+
+async def test_live_asgi_transport_applies_read_timeout():
+    from promptlab.providers.openai import LiveASGITransport
+
+    gate, calls = asyncio.Event(), []  # never opened: the app hangs after the first chunk
+    async with httpx2.AsyncClient(transport=LiveASGITransport(gated_app(gate, calls)),
+                                  base_url="http://app.local", timeout=0.05) as client:
+        with pytest.raises(httpx2.ReadTimeout):
+            await client.post("/stream", content=b"x")
+    assert len(calls) == 1
+
+
+async def test_live_asgi_transport_raises_app_errors():
+    from promptlab.providers.openai import LiveASGITransport
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("app bug")
+
+    async with httpx2.AsyncClient(transport=LiveASGITransport(broken), base_url="http://app.local") as client:
+        with pytest.raises(RuntimeError, match="app bug"):
+            await client.get("/")
+
+
+# -- the built-in simulator through the registry ------------------------------------------------
+
+SIM_PROMPT = [{"role": "user", "content": "Paris is the capital of France. It lies on the Seine river."}]
+
+
+async def test_sim_completion_works_offline_without_any_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    reg = ProviderRegistry()
+    p, model = reg.resolve("sim:extractive")
+    c = await p.complete(ChatRequest(model=model, messages=SIM_PROMPT, temperature=0))
+    assert c.text and "Paris" in c.text
+    assert c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
+    items = await collect(p, ChatRequest(model=model, messages=SIM_PROMPT, temperature=0))
+    assert len(items) > 2 and items[-1].text == "".join(items[:-1]) == c.text
+    assert items[-1].usage == c.usage and items[-1].ttft_ms is not None
+    stats = reg.sim_app.state.stats
+    assert (stats.requests, stats.ok, stats.streamed) == (2, 2, 1)
+    await reg.aclose()
+
+
+async def test_sim_rate_limits_are_retried_honouring_retry_after():
+    reg = ProviderRegistry()
+    p, model = reg.resolve("sim:extractive")
+    request = ChatRequest(model=model, messages=SIM_PROMPT,
+                          extra_body={"sim": {"error_rate": 1.0, "fail_times": 2, "retry_after": 0.01}})
+    c = await p.complete(request)  # default max_retries=2: two 429s, then the answer
+    assert "Paris" in c.text
+    stats = reg.sim_app.state.stats
+    assert stats.requests == 3 and stats.rate_limited == 2 and stats.ok == 1
+
+    no_retry = p.with_options(max_retries=0)
+    again = ChatRequest(model=model, messages=SIM_PROMPT + [{"role": "user", "content": "again"}],
+                        extra_body={"sim": {"error_rate": 1.0, "fail_times": 1, "retry_after": 0.25}})
+    with pytest.raises(errors.RateLimitError) as info:
+        await no_retry.complete(again)
+    assert info.value.retry_after == 0.25 and info.value.provider == "sim"
+    assert stats.requests == 4
+    await reg.aclose()
+
+
+async def test_sim_timeouts_trip_the_client_timeout():
+    reg = ProviderRegistry(sim_options={"hang_ms": 60_000})
+    p = reg.get("sim").with_options(timeout=0.05, max_retries=0)
+    with pytest.raises(errors.ProviderTimeoutError) as info:
+        await p.complete(ChatRequest(model="extractive", messages=SIM_PROMPT,
+                                     extra_body={"sim": {"timeout_rate": 1.0}}))
+    assert info.value.provider == "sim"
+    assert reg.sim_app.state.stats.timeouts == 1
+    await reg.aclose()
+
+
+async def test_sim_stream_is_incremental_and_early_stop_cancels_the_server_side():
+    reg = ProviderRegistry()
+    p, model = reg.resolve("sim:extractive")
+    stats = reg.sim_app.state.stats
+    gen = p.stream(ChatRequest(model=model, messages=SIM_PROMPT, extra_body={"sim": {"token_latency_ms": 50}}))
+    first = await gen.__anext__()
+    assert isinstance(first, str) and first
+    assert stats.in_flight == 1  # the server is still producing tokens: nothing was buffered
+    await gen.aclose()
+    assert stats.in_flight == 0  # closing the stream stopped the server-side generator
+    await reg.aclose()
+
+
+def test_sim_app_is_kept_by_the_registry():
+    reg = ProviderRegistry(sim_options={"seed": 3})
+    app = reg.sim_app
+    assert app is reg.sim_app and hasattr(app.state, "stats")
+    reg.register("sim", base_url="http://other.test/v1")
+    with pytest.raises(errors.ConfigError, match="re-registered"):
+        reg.sim_app
+
+
+def test_sim_options_are_validated_by_the_simulator():
+    with pytest.raises(errors.ConfigError):
+        ProviderRegistry(sim_options={"error_rate": 2.0}).get("sim")

@@ -108,7 +108,8 @@ class ProviderRegistry:
     """Named providers, built at first use.
 
     Built in: ``openai`` (``$OPENAI_BASE_URL`` or the public API, key ``$OPENAI_API_KEY``) and
-    ``sim``, the offline simulator (options from ``sim_options``, passed to its ``create_app``).
+    ``sim``, the offline simulator (options from ``sim_options``, passed to its ``create_app``),
+    served in-process through the real openai client over ``LiveASGITransport``.
     The registry owns the providers it holds: ``aclose()`` closes them all.
 
     >>> reg = ProviderRegistry(sim_options={"latency_ms": 5})
@@ -255,10 +256,10 @@ class ProviderRegistry:
     # -- factories ------------------------------------------------------------------------------
 
     def _build(self, entry: _Entry) -> Provider:
+        if entry.kind == "sim":
+            return self._build_sim(entry)
         from promptlab.providers.openai import OpenAIProvider
 
-        if entry.kind == "sim":
-            return self._build_sim(entry, OpenAIProvider)
         return OpenAIProvider(
             name=entry.name,
             base_url=entry.base_url,
@@ -270,18 +271,19 @@ class ProviderRegistry:
             default_headers=entry.default_headers,
         )
 
-    def _build_sim(self, entry: _Entry, provider_cls: type[OpenAIProvider]) -> Provider:
+    def _build_sim(self, entry: _Entry) -> Provider:
         import httpx2
+
+        from promptlab.providers.openai import LiveASGITransport, OpenAIProvider
 
         if self._sim_app is None:
             from promptlab.providers.sim import create_app
 
             # Kept across aclose() so request counters survive a rebuild of the client.
             self._sim_app = create_app(**self._sim_options)
-        self._sim_http = httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=self._sim_app), base_url=SIM_BASE_URL
-        )
-        return provider_cls(
+        # Not httpx2.ASGITransport: it buffers streams and ignores timeouts (see LiveASGITransport).
+        self._sim_http = httpx2.AsyncClient(transport=LiveASGITransport(self._sim_app), base_url=SIM_BASE_URL)
+        return OpenAIProvider(
             name=entry.name,
             base_url=SIM_BASE_URL,
             api_key="sim-no-key",

@@ -36,7 +36,7 @@ from promptlab.errors import (
 from promptlab.providers import _check_client_options
 from promptlab.providers.base import ChatRequest, Completion, StreamItem, Usage
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["OpenAIProvider", "LiveASGITransport"]
 
 # Sent when an endpoint needs no key (local servers): the SDK refuses to build a client without one.
 _NO_KEY_PLACEHOLDER = "promptlab-no-key"
@@ -433,3 +433,115 @@ def _retry_after(headers: httpx2.Headers) -> float | None:
         if parsed is not None:
             return max(float(email.utils.mktime_tz(parsed) - time.time()), 0.0)
     return None
+
+
+class LiveASGITransport(httpx2.AsyncBaseTransport):
+    """An in-process ASGI transport that behaves like a network endpoint.
+
+    ``httpx2.ASGITransport`` buffers the whole response and ignores client timeouts, so through it
+    a streamed answer arrives all at once and a hanging server hangs the caller. This transport
+    hands body chunks to the client as the app sends them and applies the request's read timeout
+    to every wait (raising ``httpx2.ReadTimeout``), so the in-process simulator exercises the same
+    streaming, timeout and retry paths as a real server.
+
+    >>> client = httpx2.AsyncClient(transport=LiveASGITransport(app), base_url="http://sim.local/v1")
+    """
+
+    def __init__(self, app: Any, client: tuple[str, int] = ("127.0.0.1", 123)):
+        self.app = app
+        self.client = client
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = await request.aread()
+        read_timeout = (request.extensions.get("timeout") or {}).get("read")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "headers": [(k.lower(), v) for (k, v) in request.headers.raw],
+            "scheme": request.url.scheme,
+            "path": request.url.path,
+            "raw_path": request.url.raw_path.split(b"?")[0],
+            "query_string": request.url.query,
+            "server": (request.url.host, request.url.port),
+            "client": self.client,
+            "root_path": "",
+        }
+        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        disconnected = asyncio.Event()
+        body_sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            await messages.put(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, send))
+        pipe = _ASGIPipe(request, messages, task, disconnected, read_timeout)
+        try:
+            start = await pipe.next_message()
+            while start["type"] != "http.response.start":
+                start = await pipe.next_message()
+        except BaseException:
+            await pipe.aclose()
+            raise
+        return httpx2.Response(start["status"], headers=start.get("headers", []), stream=pipe)
+
+
+class _ASGIPipe(httpx2.AsyncByteStream):
+    """The response body of one ``LiveASGITransport`` request, read as the app produces it."""
+
+    def __init__(self, request: httpx2.Request, messages: asyncio.Queue[dict[str, Any]],
+                 task: asyncio.Future[Any], disconnected: asyncio.Event, read_timeout: float | None):
+        self._request = request
+        self._messages = messages
+        self._task = task
+        self._disconnected = disconnected
+        self._read_timeout = read_timeout
+
+    async def next_message(self) -> dict[str, Any]:
+        getter = asyncio.ensure_future(self._messages.get())
+        try:
+            await asyncio.wait({getter, self._task}, timeout=self._read_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        if not self._messages.empty():
+            return self._messages.get_nowait()
+        if self._task.done():
+            self._task.result()  # re-raises the app's exception, like ASGITransport does
+            raise httpx2.RemoteProtocolError("the ASGI app returned without completing its response",
+                                             request=self._request)
+        raise httpx2.ReadTimeout(f"no data from the ASGI app within {self._read_timeout}s", request=self._request)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self.next_message()
+            if message["type"] != "http.response.body":
+                continue
+            chunk = message.get("body", b"")
+            if chunk and self._request.method != "HEAD":
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    async def aclose(self) -> None:
+        self._disconnected.set()
+        if not self._task.done():
+            self._task.cancel()
+        # asyncio.wait, unlike awaiting the task, neither raises the app's error nor swallows a
+        # cancellation of the caller.
+        await asyncio.wait({self._task})
+        if not self._task.cancelled():
+            # Already reported through next_message(), or it came after a complete body.
+            self._task.exception()
