@@ -24,6 +24,7 @@ def sim_serve(
     server_error_rate: float = typer.Option(0.0, min=0, max=1, help="Share of requests answered 500."),
     timeout_rate: float = typer.Option(0.0, min=0, max=1, help="Share of requests that hang."),
     retry_after: float = typer.Option(1.0, min=0, help="Retry-After seconds sent with 429."),
+    hang_ms: float = typer.Option(30_000.0, min=0, help="How long a simulated timeout hangs, in ms."),
     seed: int = typer.Option(0, help="Seed for the fault draws."),
 ) -> None:
     """Serve the simulator's OpenAI-compatible API at http://HOST:PORT/v1 until interrupted."""
@@ -35,13 +36,13 @@ def sim_serve(
     try:
         sim = create_app(latency_ms=latency_ms, error_rate=error_rate,
                          server_error_rate=server_error_rate, timeout_rate=timeout_rate,
-                         retry_after=retry_after, seed=seed, token_latency_ms=token_latency_ms)
+                         retry_after=retry_after, seed=seed, token_latency_ms=token_latency_ms,
+                         hang_ms=hang_ms)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"promptlab simulator (not a language model) serving an OpenAI-compatible API "
-               f"at http://{host}:{port}/v1 (models: echo, extractive, judge); Ctrl+C to stop",
-               err=False)
+               f"at http://{host}:{port}/v1 (models: echo, extractive, judge); Ctrl+C to stop")
     uvicorn.run(sim, host=host, port=port, log_level="warning")
 
 

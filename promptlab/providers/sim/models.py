@@ -29,7 +29,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 MODEL_KINDS = ("echo", "extractive", "judge")
 
@@ -291,6 +291,11 @@ _LEADS = (
     "Drawing on the provided text", "Judging from the content", "Taking the text at its word",
     "From the passage", "Per the information given", "On a close reading",
 )
+_CLOSINGS = (
+    "Hope this helps.", "Let me know if you need more.", "That is the key point.", "That covers it.",
+    "Feel free to ask a follow-up.", "I hope that answers it.", "Those are the relevant details.",
+    "That should settle it.", "Happy to clarify further.", "This is what the text supports.",
+)
 _NEGATIVE_WORDS = frozenset(
     """problem problems issue issues broken refund complaint late delay delayed angry error
     errors fail failed failure wrong damaged cancel cancelled canceled disappointed frustrated
@@ -315,7 +320,7 @@ class _Sentence:
 class Style:
     """Answer style read from cues in the system message and instructions."""
 
-    sentences: int = 2
+    sentences: int | None = None  # None: up to 2, but only sentences that match the question
     bullets: bool = False
     json: bool = False
     friendly: bool = False
@@ -332,13 +337,16 @@ def read_style(cue_text: str) -> Style:
     """
     t = cue_text.lower()
     bullets = bool(re.search(r"\bbullet|\blist\b|\bbulleted\b", t))
-    sentences = 3 if bullets else 2
+    sentences: int | None = 3 if bullets else None
     if re.search(r"\bdetailed\b|\bthorough|\bin detail\b|\bcomprehensive\b|\bin[- ]depth\b|"
                  r"\belaborate\b", t):
         sentences = 4
     if re.search(r"\bconcise\b|\bbrief\b|\bbriefly\b|\bshort\b|\bsuccinct\b|\btl;?dr\b|"
                  r"\bone sentence\b|\bsingle sentence\b|\bone line\b", t):
         sentences = 1
+    summary = bool(re.search(r"summar|\btl;?dr", t))
+    if summary and sentences is None:
+        sentences = 2
     count = _COUNT_RE.search(t)
     if count:
         raw = count.group(1)
@@ -351,7 +359,7 @@ def read_style(cue_text: str) -> Style:
                                 r"\bsupportive\b|\bkind\b", t)),
         formal=bool(re.search(r"\bformal", t)),
         apology=bool(re.search(r"apolog", t)),
-        summary=bool(re.search(r"summar|\btl;?dr", t)),
+        summary=summary,
     )
 
 
@@ -450,11 +458,28 @@ def _rank(sentences: list[_Sentence], instructions: list[str], system: str) -> l
     for s in sentences:
         words = set(content_words(s.text))
         overlap = sum(weights.get(w, 0.0) for w in words)
-        score = overlap / (1.0 + math.log1p(len(words))) + (0.05 if s.from_latest else 0.0)
+        # No length normalisation: it made short side remarks beat the sentence that answers.
+        score = overlap + (0.05 if s.from_latest else 0.0)
         ranked.append((score, s))
     # Highest score first; ties go to the earlier sentence so results never depend on set order.
     ranked.sort(key=lambda item: (-item[0], item[1].position))
     return ranked
+
+
+def _sample(ranked: list[tuple[float, _Sentence]], n: int, temp: float, top_p: float,
+            rng: random.Random) -> list[_Sentence]:
+    """Pick n sentences: softmax weights at ``temp`` over the scores, nucleus cut at ``top_p``,
+    then weighted sampling without replacement (Efraimidis-Spirakis keys)."""
+    best = ranked[0][0]
+    # Clamped so a tiny temperature cannot underflow a weight to zero (1/0 in the key below).
+    weights = [max(math.exp((score - best) * 2.0 / temp), 1e-300) for score, _ in ranked]
+    total = sum(weights)
+    keep, mass = 0, 0.0
+    while keep < len(ranked) and (keep < n or mass < top_p * total - 1e-12):
+        mass += weights[keep]
+        keep += 1
+    keyed = sorted(((rng.random() ** (1.0 / weights[i]), i) for i in range(keep)), reverse=True)
+    return [ranked[i][1] for _, i in keyed[:n]]
 
 
 def _finish_sentence(s: str) -> str:
@@ -483,21 +508,26 @@ def extractive(
     rng = random.Random(stable_hash("extractive", variant, list(messages), temp, nucleus, seed, repeat))
 
     ranked = _rank(sentences, instructions, system)
-    n = min(style.sentences, len(ranked))
+    if style.sentences is None:
+        # No length cue: answer with the matching sentences only (at most 2, at least 1).
+        matching = sum(1 for score, s in ranked if score > (0.05 if s.from_latest else 0.0))
+        n = min(len(ranked), max(1, min(2, matching)))
+    else:
+        n = min(style.sentences, len(ranked))
     if temp <= 0 or n == 0:
         chosen = [s for _, s in ranked[:n]]
     else:
-        # Widen the pool with temperature, narrow it with top_p; never below n.
-        pool_size = n + max(1, round(temp * 2))
-        pool_size = max(n, min(len(ranked), math.ceil(pool_size * nucleus)))
-        chosen = rng.sample([s for _, s in ranked[:pool_size]], n)
+        chosen = _sample(ranked, n, temp, nucleus, rng)
     chosen.sort(key=lambda s: s.position)  # read in document order
     body_sentences = [_finish_sentence(s.text) for s in chosen]
 
-    lead_index = stable_hash("lead", system, variant) % len(_LEADS)
+    # Lead-in and closing come from the system message (and variant), so two system messages
+    # without any style cue still read differently (1 in 120 chance of a tie).
+    voice = stable_hash("voice", system, variant)
+    lead_index, closing_index = voice % len(_LEADS), (voice // len(_LEADS)) % len(_CLOSINGS)
     if temp > 0:
         lead_index = (lead_index + rng.randrange(1 + round(temp * 2))) % len(_LEADS)
-    lead = _LEADS[lead_index]
+    lead, closing = _LEADS[lead_index], _CLOSINGS[closing_index]
 
     images = count_images(messages)
     if style.json:
@@ -517,7 +547,7 @@ def extractive(
     if style.bullets:
         body = f"{lead}:\n" + "\n".join(f"- {s}" for s in body_sentences)
     else:
-        body = f"{lead}: " + " ".join(body_sentences)
+        body = f"{lead}: " + " ".join(body_sentences) + " " + closing
 
     parts: list[str] = []
     if style.formal:
@@ -525,7 +555,8 @@ def extractive(
     if style.apology:
         parts.append("We apologize for the inconvenience. ")
     if style.friendly:
-        negative = any(w in _NEGATIVE_WORDS for s in sentences for w in _WORD_RE.findall(s.text.lower()))
+        said = " ".join([s.text for s in sentences] + instructions).lower()
+        negative = any(w in _NEGATIVE_WORDS for w in _WORD_RE.findall(said))
         parts.append("I'm sorry to hear that. " if negative else "Thanks for reaching out! ")
     parts.append(body)
     if images:
