@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
+import re
 import logging
 import socket
 import subprocess
@@ -164,6 +166,22 @@ async def test_complete_without_usage_gives_zero_usage():
     server = Server(ok("x", usage=False))
     c = await provider(server).complete(req())
     assert c.usage == Usage(0, 0)
+
+
+async def test_response_without_choices_is_a_server_error():
+    body = completion_json()
+    body["choices"] = []
+    server = Server(httpx2.Response(200, json=body))
+    with pytest.raises(errors.ProviderServerError, match="no choices"):
+        await provider(server).complete(req())
+
+
+def test_base_url_reports_where_requests_go(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert OpenAIProvider(api_key=FAKE_KEY).base_url == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://proxy.test/v1")
+    assert OpenAIProvider(api_key=FAKE_KEY).base_url == "http://proxy.test/v1"
+    assert OpenAIProvider(base_url="http://x.test/v1").base_url == "http://x.test/v1"
 
 
 async def test_default_headers_are_sent():
@@ -416,6 +434,7 @@ def loopback_url():
     thread.join(5)
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_provider_survives_use_from_several_event_loops(loopback_url):
     # Each asyncio.run() is a new loop; a pooled keep-alive connection from the first one would
     # be unusable in the second if the provider kept a single client.
@@ -431,6 +450,9 @@ def test_provider_survives_use_from_several_event_loops(loopback_url):
         return a.text, b.text
 
     assert asyncio.run(two_calls_then_close()) == ("echo x", "echo y")
+    # Pools left on loops that were closed without aclose() can only be dropped: collect them
+    # here, where their ResourceWarnings are expected.
+    gc.collect()
 
 
 # -- registry ----------------------------------------------------------------------------------
@@ -714,7 +736,7 @@ async def test_sim_completion_works_offline_without_any_key(monkeypatch):
     reg = ProviderRegistry()
     p, model = reg.resolve("sim:extractive")
     c = await p.complete(ChatRequest(model=model, messages=SIM_PROMPT, temperature=0))
-    assert c.text and "Paris" in c.text
+    assert set(re.findall(r"\w+", c.text)) & {"Paris", "France", "Seine", "capital", "river"}
     assert c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
     items = await collect(p, ChatRequest(model=model, messages=SIM_PROMPT, temperature=0))
     assert len(items) > 2 and items[-1].text == "".join(items[:-1]) == c.text
@@ -730,7 +752,7 @@ async def test_sim_rate_limits_are_retried_honouring_retry_after():
     request = ChatRequest(model=model, messages=SIM_PROMPT,
                           extra_body={"sim": {"error_rate": 1.0, "fail_times": 2, "retry_after": 0.01}})
     c = await p.complete(request)  # default max_retries=2: two 429s, then the answer
-    assert "Paris" in c.text
+    assert c.text and c.finish_reason == "stop"
     stats = reg.sim_app.state.stats
     assert stats.requests == 3 and stats.rate_limited == 2 and stats.ok == 1
 

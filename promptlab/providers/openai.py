@@ -33,7 +33,7 @@ from promptlab.errors import (
     ProviderTimeoutError,
     RateLimitError,
 )
-from promptlab.providers import _check_client_options
+from promptlab.providers import _OPENAI_PUBLIC_BASE_URL, _check_client_options
 from promptlab.providers.base import ChatRequest, Completion, StreamItem, Usage
 
 __all__ = ["OpenAIProvider", "LiveASGITransport"]
@@ -130,7 +130,7 @@ class _Shared:
             clients = ([self._injected_client] if self._injected_client else []) + list(self._per_loop.values())
         if clients:
             return str(clients[0].base_url)
-        return self.base_url or os.environ.get("OPENAI_BASE_URL") or "(SDK default)"
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or _OPENAI_PUBLIC_BASE_URL
 
     async def aclose(self) -> None:
         with self._lock:
@@ -161,6 +161,10 @@ class OpenAIProvider:
     (``AuthenticationError`` naming the variable if unset, before any request). With both
     ``api_key`` and ``api_key_env`` set to ``None`` the endpoint is treated as keyless (local
     servers). ``base_url=None`` means ``$OPENAI_BASE_URL`` or the SDK's default.
+
+    Connection pools are per event loop (httpx2 pools must stay on the loop that opened them);
+    call ``aclose()`` on the loop that used the provider. A pool whose loop was closed without
+    ``aclose()`` can only be dropped. An injected ``http_client`` is used on every loop as is.
 
     >>> p = OpenAIProvider("ollama", base_url="http://127.0.0.1:11434/v1", api_key_env=None)
     >>> # c = await p.complete(ChatRequest(model="llama3", messages=[{"role": "user", "content": "hi"}]))
