@@ -587,7 +587,9 @@ class Actions:
                 call.guid)
         return finish(fields_)
 
-    async def _complete(self, call: Call, stream: TokenStream | None) -> tuple[Completion, bool]:
+    async def _complete(self, call: Call, stream: TokenStream | None,
+                        provider: Any = None) -> tuple[Completion, bool]:
+        """The call's completion from the cache or the provider: (completion, cached)."""
         key = call.cache_key if call.use_cache else None
         if key is not None:
             hit = self._lab.store.cache_get(key, self._lab.cache_ttl)
@@ -599,7 +601,7 @@ class Actions:
                 if stream is not None:
                     stream._push(completion.text)
                 return completion, True
-        provider = self._lab.providers.get(call.provider_name)
+        provider = provider or self._lab.providers.get(call.provider_name)
         if stream is None:
             completion = await provider.complete(call.request)
         else:

@@ -88,10 +88,13 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL):
         with self.engine.connect().execution_options(promptlab_read=True) as conn:
             yield conn
 
+    def _insert_for(self, table: sa.Table):
+        """An INSERT that supports ON CONFLICT on this dialect."""
+        return (pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
+
     def _upsert(self, conn: sa.Connection, table: sa.Table, values: Mapping[str, Any],
                 keys: Sequence[str], update: Sequence[str] | None = None) -> None:
-        insert = (pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
-        stmt = insert.values(**values)
+        stmt = self._insert_for(table).values(**values)
         if update:
             stmt = stmt.on_conflict_do_update(index_elements=list(keys),
                                               set_={c: stmt.excluded[c] for c in update})

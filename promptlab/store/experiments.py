@@ -1,18 +1,217 @@
 """Experiments, variants, runs and run cells (issue 5).
 
-Tables are defined here on the shared ``schema.metadata``; ``TABLES`` lists them for the
-migration that creates them. ``ExperimentSQL`` holds this area's SQL and is mixed into ``Store``,
-so it can use ``self.read()``, ``self.write()``, ``self._upsert()`` and ``self.dialect``.
+A run is every dataset row through every variant, ``repeats`` times; each (row, variant,
+repeat) is a *cell* with a stable key, so resuming, retrying failures and overlapping shards
+upsert the same cell instead of duplicating it. A cell points at the generation that produced
+its latest result; the generations themselves carry ``run_guid``/``variant``/``repeat``.
 """
 
 from __future__ import annotations
 
+from typing import Any, Iterable, Mapping, Sequence
+
 import sqlalchemy as sa
 
-from . import schema as t  # noqa: F401  (tables live on t.metadata)
+from ..errors import ConfigError
+from . import schema as t
+from ._util import as_dict, new_guid, utcnow
 
-TABLES: list[sa.Table] = []
+experiments = sa.Table(
+    "experiments",
+    t.metadata,
+    sa.Column("guid", t.GUID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", t.Time, nullable=False),
+)
+
+experiment_variants = sa.Table(
+    "experiment_variants",
+    t.metadata,
+    sa.Column("experiment_guid", t.GUID, sa.ForeignKey("experiments.guid"), primary_key=True),
+    sa.Column("label", sa.String(100), primary_key=True),
+    sa.Column("action_guid", t.GUID, sa.ForeignKey("actions.guid"), nullable=False),
+    sa.Column("environment", sa.String(100)),  # None: the action's Production deployment
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    t.metadata,
+    sa.Column("guid", t.GUID, primary_key=True),
+    sa.Column("experiment_guid", t.GUID, sa.ForeignKey("experiments.guid"), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),  # running | done | failed
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("repeats", sa.Integer, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),  # pinned versions, evaluators, dataset name
+    sa.Column("stats", sa.JSON),  # rate limiting and retry counters of the last session
+    sa.Column("created_at", t.Time, nullable=False),
+    sa.Column("finished_at", t.Time),
+)
+
+run_rows = sa.Table(
+    "run_rows",
+    t.metadata,
+    sa.Column("run_guid", t.GUID, sa.ForeignKey("runs.guid"), primary_key=True),
+    sa.Column("row_index", sa.Integer, primary_key=True),
+    sa.Column("input", sa.JSON, nullable=False),
+    sa.Column("expected", sa.JSON),
+)
+
+run_cells = sa.Table(
+    "run_cells",
+    t.metadata,
+    sa.Column("run_guid", t.GUID, sa.ForeignKey("runs.guid"), primary_key=True),
+    sa.Column("cell_key", sa.String(200), primary_key=True),
+    sa.Column("row_index", sa.Integer, nullable=False),
+    sa.Column("variant", sa.String(100), nullable=False),
+    sa.Column("repeat", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # done | error
+    sa.Column("generation_guid", t.GUID),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("updated_at", t.Time, nullable=False),
+)
+
+TABLES: list[sa.Table] = [experiments, experiment_variants, runs, run_rows, run_cells]
 
 
 class ExperimentSQL:
-    pass
+    # experiments -----------------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str | None,
+                          variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        guid = new_guid()
+        with self.write() as conn:
+            if conn.execute(sa.select(experiments.c.guid).where(experiments.c.name == name)).first():
+                raise ConfigError(f"an experiment named {name!r} already exists")
+            conn.execute(experiments.insert().values(guid=guid, name=name, description=description,
+                                                      created_at=utcnow()))
+            conn.execute(experiment_variants.insert(), [
+                dict(experiment_guid=guid, label=v["label"], action_guid=v["action_guid"],
+                     environment=v.get("environment"), weight=v["weight"], position=i)
+                for i, v in enumerate(variants)])
+        return self.find_experiment(guid)
+
+    def find_experiment(self, key: str) -> dict[str, Any] | None:
+        """An experiment by GUID or name, with its ``variants`` in order."""
+        with self.read() as conn:
+            row = as_dict(conn.execute(sa.select(experiments).where(
+                sa.or_(experiments.c.guid == key, experiments.c.name == key))).first())
+            if row is None:
+                return None
+            row["variants"] = [as_dict(v) for v in conn.execute(
+                sa.select(experiment_variants).where(experiment_variants.c.experiment_guid == row["guid"])
+                .order_by(experiment_variants.c.position))]
+        return row
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            guids = list(conn.execute(sa.select(experiments.c.guid).order_by(experiments.c.created_at))
+                         .scalars())
+        return [self.find_experiment(g) for g in guids]
+
+    # runs ------------------------------------------------------------------------------
+
+    def create_run(self, experiment_guid: str, n_rows: int, repeats: int, config: Mapping[str, Any],
+                   rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        guid = new_guid()
+        with self.write() as conn:
+            conn.execute(runs.insert().values(guid=guid, experiment_guid=experiment_guid, status="running",
+                                              n_rows=n_rows, repeats=repeats, config=dict(config),
+                                              created_at=utcnow()))
+            batch: list[dict[str, Any]] = []
+            for i, row in enumerate(rows):
+                batch.append(dict(run_guid=guid, row_index=i, input=row["input"], expected=row.get("expected")))
+                if len(batch) >= 5000:
+                    conn.execute(run_rows.insert(), batch)
+                    batch = []
+            if batch:
+                conn.execute(run_rows.insert(), batch)
+        return self.get_run(guid)
+
+    def get_run(self, guid: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            return as_dict(conn.execute(sa.select(runs).where(runs.c.guid == guid)).first())
+
+    def list_runs(self, experiment_guid: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(runs).order_by(runs.c.created_at)
+        if experiment_guid:
+            query = query.where(runs.c.experiment_guid == experiment_guid)
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(query)]
+
+    def update_run(self, guid: str, **fields: Any) -> None:
+        with self.write() as conn:
+            conn.execute(runs.update().where(runs.c.guid == guid).values(**fields))
+
+    def run_rows(self, run_guid: str) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(
+                sa.select(run_rows).where(run_rows.c.run_guid == run_guid).order_by(run_rows.c.row_index))]
+
+    def cell_statuses(self, run_guid: str) -> dict[str, str]:
+        """cell_key -> status of every cell recorded so far."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(run_cells.c.cell_key, run_cells.c.status)
+                                .where(run_cells.c.run_guid == run_guid))
+            return {r.cell_key: r.status for r in rows}
+
+    def record_cells(self, generations: Sequence[Mapping[str, Any]],
+                     cells: Sequence[Mapping[str, Any]]) -> None:
+        """Write a batch of finished cells and their generations in one transaction.
+
+        A cell already recorded (a resumed or overlapping shard) is overwritten in place, and
+        its attempt count grows, so a cell never appears twice.
+        """
+        if not cells and not generations:
+            return
+        with self.write() as conn:
+            if generations:
+                conn.execute(t.generations.insert(), list(generations))
+            for cell in cells:
+                insert = self._insert_for(run_cells).values(**cell, attempts=1)
+                conn.execute(insert.on_conflict_do_update(
+                    index_elements=["run_guid", "cell_key"],
+                    set_=dict(status=insert.excluded.status, generation_guid=insert.excluded.generation_guid,
+                              updated_at=insert.excluded.updated_at,
+                              attempts=run_cells.c.attempts + 1)))
+
+    def run_cells(self, run_guid: str) -> list[dict[str, Any]]:
+        """Every cell of a run joined with its generation's logged figures."""
+        g = t.generations
+        query = (sa.select(run_cells.c.cell_key, run_cells.c.row_index, run_cells.c.variant,
+                           run_cells.c.repeat, run_cells.c.status, run_cells.c.attempts,
+                           run_cells.c.generation_guid, g.c.output, g.c.error, g.c.error_type,
+                           g.c.latency_ms, g.c.ttft_ms, g.c.prompt_tokens, g.c.completion_tokens,
+                           g.c.cost_usd, g.c.cached, g.c.model, g.c.action_name, g.c.action_version)
+                 .select_from(run_cells.outerjoin(g, g.c.guid == run_cells.c.generation_guid))
+                 .where(run_cells.c.run_guid == run_guid)
+                 .order_by(run_cells.c.row_index, run_cells.c.repeat, run_cells.c.variant))
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(query)]
+
+    # feedback on a run's generations (tables from store/feedback.py) -----------------------
+
+    def run_feedback(self, run_guid: str) -> list[dict[str, Any]]:
+        """Every feedback row (human ratings and evaluator scores) on the run's generations."""
+        feedback = t.metadata.tables.get("feedback")
+        if feedback is None:
+            return []
+        cells = sa.select(run_cells.c.generation_guid).where(run_cells.c.run_guid == run_guid)
+        query = (sa.select(feedback.c.generation_guid, feedback.c.rating, feedback.c.score,
+                           feedback.c.evaluator, feedback.c.source, feedback.c.created_at)
+                 .where(feedback.c.generation_guid.in_(cells)))
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(query)]
+
+    def run_preferences(self, run_guid: str) -> list[dict[str, Any]]:
+        preferences = t.metadata.tables.get("preferences")
+        if preferences is None:
+            return []
+        cells = sa.select(run_cells.c.generation_guid).where(run_cells.c.run_guid == run_guid)
+        query = (sa.select(preferences.c.generation_a, preferences.c.generation_b, preferences.c.winner,
+                           preferences.c.created_at)
+                 .where(preferences.c.generation_a.in_(cells)))
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(query)]
