@@ -168,7 +168,11 @@ class ExperimentSQL:
             return
         with self.write() as conn:
             if generations:
-                conn.execute(t.generations.insert(), list(generations))
+                # executemany needs every row to name the same columns
+                columns = [c.name for c in t.generations.columns]
+                conn.execute(t.generations.insert(), [
+                    {c: g.get(c, False if c in ("cached", "streaming") else None) for c in columns}
+                    for g in generations])
             for cell in cells:
                 insert = self._insert_for(run_cells).values(**cell, attempts=1)
                 conn.execute(insert.on_conflict_do_update(
