@@ -1,4 +1,5 @@
-"""Shared fixtures: a Lab on a temporary SQLite file, and a recording OpenAI-compatible fake.
+"""Shared fixtures: a Lab on each backend (a temporary SQLite file and a fresh PostgreSQL
+database, see tests/pg.py), and a recording OpenAI-compatible fake.
 
 The fake is a real ``OpenAIProvider`` whose httpx2 transport is a ``MockTransport``: the request
 goes through the openai SDK exactly as it would to a server, and the test sees the JSON body.
@@ -13,6 +14,10 @@ import httpx2
 import pytest
 
 import promptlab as pl
+
+pytest_plugins = ["tests.pg"]
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 class RecordingServer:
@@ -64,9 +69,17 @@ def _last_user_text(body: dict) -> str:
     return ""
 
 
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    """A fresh store URL on each backend (PostgreSQL is started only when a test needs it)."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'lab.db'}"
+
+
 @pytest.fixture
-def lab(tmp_path):
-    with pl.Lab(f"sqlite:///{tmp_path / 'lab.db'}") as the_lab:
+def lab(db_url):
+    with pl.Lab(db_url) as the_lab:
         yield the_lab
 
 
