@@ -18,7 +18,7 @@ system-deps:
 	@bash .ci/system-deps
 
 demo: $(STAMP)
-	$(PY) -m promptlab.demo
+	$(VENV)/bin/promptlab demo
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -p no:cacheprovider --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg

@@ -12,6 +12,118 @@ app = typer.Typer(name="promptlab", help="Notebook-first prompt experimentation,
 sim_app = typer.Typer(help="The offline simulator: an OpenAI-compatible server (not a language model).",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+experiment_app = typer.Typer(help="A/B experiments from YAML experiment files.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+DB_OPTION = typer.Option(None, "--db", help="SQLAlchemy URL or SQLite path (default: $PROMPTLAB_DB or "
+                                            "./promptlab.db).")
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _print_run(run, title: str | None = None) -> None:
+    """The summary table and the verdicts of a run."""
+    import pandas as pd
+
+    summary = run.summary()
+    shown = summary.drop(columns=[c for c in ("positive_ci_low", "positive_ci_high") if c in summary])
+    if shown["rated"].fillna(0).sum() == 0:
+        shown = shown.drop(columns=["rated", "positive_rate", "wins", "ties", "losses"])
+    with pd.option_context("display.width", 160, "display.max_columns", 50):
+        typer.echo(f"\n{title or 'Summary'} (run {run.guid})")
+        typer.echo(shown.T.to_string(float_format=lambda v: f"{v:,.4g}"))
+    metrics = []
+    if (summary["rated"].fillna(0) > 0).any():
+        metrics.append("rating")
+    metrics += [c for c in summary.columns if c not in _SUMMARY_FIXED]
+    typer.echo("\nSignificance (A vs B):")
+    for metric in metrics or [None]:
+        typer.echo(f"  {run.significance(metric=metric)}")
+
+
+_SUMMARY_FIXED = {"action", "n", "errors", "latency_p50_ms", "latency_p95_ms", "tokens", "cost_usd", "rated",
+                  "positive_rate", "positive_ci_low", "positive_ci_high", "wins", "ties", "losses"}
+
+
+@experiment_app.command("run")
+def experiment_run(
+    file: str = typer.Argument(..., help="Experiment YAML: actions, variants, dataset, evaluators."),
+    db: str = DB_OPTION,
+    report: str = typer.Option(None, "--report", "-o", help="Write an HTML report here (default: the "
+                                                              "file's 'report:' if set)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Run an experiment file and print its summary table and significance."""
+    import os
+
+    from promptlab import Lab
+    from promptlab.errors import PromptlabError
+    from promptlab.experiments.config import load_experiment_file, run_experiment_file
+
+    try:
+        spec, _ = load_experiment_file(file)
+        with Lab(db) as lab:
+            run = run_experiment_file(lab, file, progress=progress)
+            _print_run(run, spec.name)
+            target = report or spec.report
+            if target:
+                from promptlab.report import write_report
+
+                typer.echo(f"\nreport: {os.path.abspath(write_report(run, target))}")
+    except PromptlabError as exc:
+        _fail(exc)
+
+
+@app.command("report")
+def report_command(
+    run_guid: str = typer.Argument(..., help="The run's GUID."),
+    output: str = typer.Option("report.html", "--output", "-o", help="Where to write the HTML."),
+    db: str = DB_OPTION,
+) -> None:
+    """Write a standalone HTML report (plotly charts, works offline) for an experiment run."""
+    from promptlab import Lab
+    from promptlab.errors import PromptlabError
+    from promptlab.report import write_report
+
+    try:
+        with Lab(db) as lab:
+            run = lab.experiments.get_run(run_guid)
+            typer.echo(write_report(run, output))
+    except PromptlabError as exc:
+        _fail(exc)
+
+
+@app.command("demo")
+def demo(
+    file: str = typer.Option("data/experiments/support_ab.yaml", help="The experiment file to run."),
+    db: str = DB_OPTION,
+    report: str = typer.Option("report.html", "--report", "-o", help="Where to write the HTML report."),
+) -> None:
+    """The main job, offline: an A/B experiment of two support-reply prompts on the simulator."""
+    import os
+    import time
+
+    from promptlab import Lab
+    from promptlab.errors import PromptlabError
+    from promptlab.experiments.config import load_experiment_file, run_experiment_file
+    from promptlab.report import write_report
+
+    started = time.perf_counter()
+    typer.echo("promptlab demo: an offline A/B experiment. Models are 'sim:' -- promptlab's simulator,\n"
+               "which answers from the prompt's own text; it is not a language model. No API key needed.")
+    try:
+        spec, _ = load_experiment_file(file)
+        with Lab(db) as lab:
+            typer.echo(f"store: {lab.store.safe_url}\nexperiment: {spec.name} -- {spec.description}")
+            run = run_experiment_file(lab, file, progress=True)
+            _print_run(run, spec.name)
+            path = write_report(run, report)
+    except PromptlabError as exc:
+        _fail(exc)
+    typer.echo(f"\nreport: {os.path.abspath(path)}\ndone in {time.perf_counter() - started:.1f} s")
 
 
 @sim_app.command("serve")

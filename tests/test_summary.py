@@ -84,7 +84,7 @@ def test_significance_uses_the_evaluator_when_there_are_no_ratings():
     verdict = significance(cells, {}, scores, [], "A", "B")
     expected = stats.fisher_test(4, 20, 16, 20).p_value
     assert verdict.metric == "contains" and verdict.result.fisher_p == pytest.approx(expected)
-    assert verdict.result.winner == "B" and "B is better" in verdict.verdict
+    assert verdict.result.winner == "B" and "B is better" in verdict.verdict and "pass rate" in verdict.verdict
 
 
 def test_significance_says_not_enough_data_honestly():

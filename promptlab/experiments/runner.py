@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 import tenacity
 
 from ..actions import Action, Call, completion_fields, error_fields
+from ..feedback import feedback_row
 from ..errors import (
     ConfigError,
     PromptlabError,
@@ -266,9 +267,7 @@ class Runner:
     def _flush(self) -> None:
         buffer, self._buffer = self._buffer, _Buffer()
         if buffer.cells or buffer.generations:
-            self.lab.store.record_cells(buffer.generations, buffer.cells)
-        if buffer.scores:
-            self.lab.feedback.log_many(buffer.scores)
+            self.lab.store.record_cells(buffer.generations, buffer.cells, buffer.scores)
 
     # -- one cell -------------------------------------------------------------------------
 
@@ -388,9 +387,11 @@ class Runner:
                 scores.append(await judge.evaluate(output, full_row, self._judge_complete))
             except Exception as exc:  # one failing judge never loses the cell or other scores
                 scores.append(Score(judge.name, float("nan"), None, f"error: {type(exc).__name__}: {exc}"))
-        return [dict(generation=generation_guid, score=None if math.isnan(s.value) else s.value,
-                     evaluator=s.name, comment=s.reason, source="evaluator",
-                     metadata={"passed": s.passed}) for s in scores]
+        # Scores are feedback rows (source="evaluator"), written with their cell.
+        return [feedback_row(generation_guid, score=None if math.isnan(s.value) else s.value,
+                             comment=s.reason or ("evaluator error" if math.isnan(s.value) else None),
+                             evaluator=s.name, source="evaluator", metadata={"passed": s.passed})
+                for s in scores]
 
     async def _judge_complete(self, action: str, variables: Mapping[str, Any]) -> str:
         judge_action = self.lab.actions.get(action)

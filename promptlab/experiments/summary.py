@@ -157,6 +157,18 @@ def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings
     return pd.DataFrame(records).set_index("variant")
 
 
+_EVALUATOR_WORDING = [
+    ("on both ratings and pairwise comparisons", "on both pass rate and row-by-row scores"),
+    ("pairwise comparisons", "row-by-row score comparisons"),
+    ("positive rate", "pass rate"),
+    ("ratings of", "scores of"),
+    ("Ratings favour", "Pass rates favour"),
+    ("ratings too few", "scores too few"),
+    ("rated outputs", "scored outputs"),
+    ("rate at least", "score at least"),
+]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """``Significance`` plus what the outcome measured (human ratings or an evaluator)."""
@@ -166,13 +178,19 @@ class Verdict:
 
     @property
     def verdict(self) -> str:
-        return self.result.verdict
+        if self.metric == "rating":
+            return self.result.verdict
+        # stats words its verdict for human ratings; an evaluator's outcome is a pass rate
+        text = self.result.verdict
+        for old, new in _EVALUATOR_WORDING:
+            text = text.replace(old, new)
+        return text
 
     def __str__(self) -> str:
-        return f"[{self.metric}] {self.result.verdict}"
+        return f"[{self.metric}] {self.verdict}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, **self.result.as_dict()}
+        return {**self.result.as_dict(), "metric": self.metric, "verdict": self.verdict}
 
 
 def significance(cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str],

@@ -157,9 +157,10 @@ class ExperimentSQL:
                                 .where(run_cells.c.run_guid == run_guid))
             return {r.cell_key: r.status for r in rows}
 
-    def record_cells(self, generations: Sequence[Mapping[str, Any]],
-                     cells: Sequence[Mapping[str, Any]]) -> None:
-        """Write a batch of finished cells and their generations in one transaction.
+    def record_cells(self, generations: Sequence[Mapping[str, Any]], cells: Sequence[Mapping[str, Any]],
+                     scores: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Write a batch of finished cells, their generations and evaluator scores (feedback rows)
+        in one transaction.
 
         A cell already recorded (a resumed or overlapping shard) is overwritten in place, and
         its attempt count grows, so a cell never appears twice.
@@ -180,6 +181,8 @@ class ExperimentSQL:
                     set_=dict(status=insert.excluded.status, generation_guid=insert.excluded.generation_guid,
                               updated_at=insert.excluded.updated_at,
                               attempts=run_cells.c.attempts + 1)))
+            if scores:
+                conn.execute(t.metadata.tables["feedback"].insert(), [dict(r) for r in scores])
 
     def run_cells(self, run_guid: str) -> list[dict[str, Any]]:
         """Every cell of a run joined with its generation's logged figures."""
