@@ -233,6 +233,10 @@ class Contexts:
             raise ConfigError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
         if mode is not None and mode not in MODES:
             raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        return self._search(name, query, top_k, metadata_filter, mode)[0]
+
+    def _search(self, name: str, query: str, top_k: int, metadata_filter: Mapping[str, Any] | None,
+                mode: str | None) -> tuple[list[dict[str, Any]], str]:
         compile_filter(metadata_filter)  # invalid filters fail even on an empty context
         state = self._lab.store.context_state(name)
         if state is None:
@@ -251,7 +255,7 @@ class Contexts:
                 hits = index.search_vectors(vector, top_k, mask)
             else:
                 hits = index.search_hybrid(query, vector, top_k, mask)
-        return [{"record": index.record(h.chunk), "distance": h.distance} for h in hits]
+        return [{"record": index.record(h.chunk), "distance": h.distance} for h in hits], mode
 
     async def asearch(self, name: str, query: str, top_k: int = 3,
                       metadata_filter: Mapping[str, Any] | None = None,
@@ -367,15 +371,15 @@ def retrieve_for_action(lab: "Lab", action: "Action", variables: Mapping[str, An
                                  "variable": binding.variable}
         return dict(variables)
     query = _binding_query(action, binding, variables, user_text)
-    results = lab.contexts.search(binding.name, query, top_k=binding.top_k,
-                                  metadata_filter=metadata_filter, mode=binding.mode)
+    results, mode = lab.contexts._search(binding.name, query, binding.top_k, metadata_filter,
+                                         binding.mode)
     try:
         text = format_search_results(results, binding.template, binding.separator)
     except InvalidInputError as exc:
         raise ConfigError(f"action {action.name!r} context template {binding.template!r}: "
                           f"{exc}") from None
     metadata["retrieval"] = {
-        "context": binding.name, "query": query, "mode": binding.mode, "top_k": binding.top_k,
+        "context": binding.name, "query": query, "mode": mode, "top_k": binding.top_k,
         "metadata_filter": dict(metadata_filter) if metadata_filter else None,
         "hits": [{"id": r["record"]["id"], "document_id": r["record"]["document_id"],
                   "distance": round(r["distance"], 6)} for r in results],

@@ -271,7 +271,11 @@ def html_to_text(html: str) -> tuple[str, str | None]:
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     for tag in soup(list(_SKIP_TAGS)):
         tag.decompose()
-    return _tidy(soup.get_text("\n")), title or None
+    # Line breaks around block elements only: inline markup (<b>, <a>) stays in its sentence.
+    for tag in soup.find_all(list(_BLOCK_TAGS)):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    return _tidy(soup.get_text()), title or None
 
 
 class _TextExtractor(HTMLParser):
