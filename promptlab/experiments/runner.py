@@ -144,11 +144,18 @@ class AdaptiveLimiter:
     async def release(self) -> None:
         async with self._cond:
             self.in_use -= 1
-            self._cond.notify_all()
+            self._cond.notify(1)  # one freed slot wakes one waiter, not all of them
 
     def on_success(self) -> None:
         if self.limit < self.maximum:
+            before = int(self.limit)
             self.limit = min(self.maximum, self.limit + 1.0 / max(1.0, self.limit))
+            if int(self.limit) > before:
+                asyncio.ensure_future(self._wake_one())
+
+    async def _wake_one(self) -> None:
+        async with self._cond:
+            self._cond.notify(1)
 
     def on_rate_limited(self) -> None:
         now = self._clock()
@@ -227,6 +234,8 @@ class Runner:
         self.rate_limits = _rate_limiters(rate_limit, {a.model.split(":", 1)[0] for a in variants.values()})
         self.stats = RunStats(concurrency_max=concurrency)
         self._buffer = _Buffer()
+        self._full = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._connect_failures = 0
         self._abort: ProviderConnectionError | None = None
         self._providers: dict[str, Any] = {}
@@ -250,7 +259,7 @@ class Runner:
             await asyncio.gather(*(worker() for _ in range(self.limiter.maximum)))
         finally:
             flusher.cancel()
-            self._flush()
+            await self._flush()
             bar.close()
             self.stats.seconds = time.perf_counter() - started
             self.stats.concurrency_lowest = int(self.limiter.lowest)
@@ -261,13 +270,21 @@ class Runner:
 
     async def _flush_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self.flush_seconds)
-            self._flush()
+            try:
+                await asyncio.wait_for(self._full.wait(), timeout=self.flush_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._full.clear()
+            await self._flush()
 
-    def _flush(self) -> None:
-        buffer, self._buffer = self._buffer, _Buffer()
-        if buffer.cells or buffer.generations:
-            self.lab.store.record_cells(buffer.generations, buffer.cells, buffer.scores)
+    async def _flush(self) -> None:
+        """Write the buffered cells in a worker thread, one batch at a time, so the event loop
+        keeps serving responses while SQLite/PostgreSQL commits."""
+        async with self._flush_lock:
+            buffer, self._buffer = self._buffer, _Buffer()
+            if buffer.cells or buffer.generations:
+                await asyncio.to_thread(self.lab.store.record_cells, buffer.generations, buffer.cells,
+                                        buffer.scores)
 
     # -- one cell -------------------------------------------------------------------------
 
@@ -312,7 +329,7 @@ class Runner:
                                        generation_guid=generation["guid"], updated_at=utcnow()))
         self._buffer.scores.extend(scores)
         if len(self._buffer) >= self.flush_every:
-            self._flush()
+            self._full.set()
 
     async def _complete_with_retries(self, call: Call):
         provider = self._provider(call.provider_name)

@@ -174,13 +174,14 @@ class ExperimentSQL:
                 conn.execute(t.generations.insert(), [
                     {c: g.get(c, False if c in ("cached", "streaming") else None) for c in columns}
                     for g in generations])
-            for cell in cells:
-                insert = self._insert_for(run_cells).values(**cell, attempts=1)
+            if cells:
+                insert = self._insert_for(run_cells)
                 conn.execute(insert.on_conflict_do_update(
                     index_elements=["run_guid", "cell_key"],
                     set_=dict(status=insert.excluded.status, generation_guid=insert.excluded.generation_guid,
                               updated_at=insert.excluded.updated_at,
-                              attempts=run_cells.c.attempts + 1)))
+                              attempts=run_cells.c.attempts + 1)),
+                    [{**cell, "attempts": 1} for cell in cells])
             if scores:
                 conn.execute(t.metadata.tables["feedback"].insert(), [dict(r) for r in scores])
 
