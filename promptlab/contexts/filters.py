@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import json
 from numbers import Real
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from ..errors import InvalidInputError
 
@@ -196,24 +198,44 @@ def lookup(metadata: Mapping[str, Any], key: str) -> Any:
     return _MISSING
 
 
+def canonical(value: Any) -> Any:
+    """A hashable form of a metadata value in which equal values are equal: ``True`` and ``1``
+    differ (bool is an int in Python, not in metadata), ``1`` and ``1.0`` do not."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, Real):
+        return ("n", float(value))
+    if isinstance(value, str):
+        return ("s", value)
+    if value is None:
+        return ("z", None)
+    if isinstance(value, (list, tuple)):
+        return ("l", tuple(canonical(v) for v in value))
+    if isinstance(value, Mapping):
+        return ("d", tuple(sorted((str(k), canonical(v)) for k, v in value.items())))
+    return ("o", repr(value))
+
+
 def _same(a: Any, b: Any) -> bool:
-    # bool is an int in Python; in metadata True and 1 are different things.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
+    return canonical(a) == canonical(b)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
 
 
 def _eq_test(expected: Any) -> Callable[[Any], bool]:
+    want = canonical(expected)
+    contained = not _is_list(expected)
+
     def test(found: Any) -> bool:
         if found is _MISSING:
             return False
-        if _same(found, expected):
+        if canonical(found) == want:
             return True
         # A list field matches a scalar it contains (MongoDB array semantics).
-        return isinstance(found, list) and not isinstance(expected, list) and any(
-            _same(item, expected) for item in found)
+        return contained and _is_list(found) and any(
+            not _is_list(item) and canonical(item) == want for item in found)
 
     return test
 
@@ -245,5 +267,121 @@ def _order_test(op: str, operand: Any) -> Callable[[Any], bool]:
     return test
 
 
-__all__ = ["compile_filter", "matches", "validate_filter", "filter_key", "lookup",
-           "FIELD_OPERATORS", "LOGICAL_OPERATORS"]
+# -- whole-collection evaluation -----------------------------------------------------------
+
+
+class MetadataTable:
+    """Many documents' metadata, indexed for filtering them all at once.
+
+    For each filtered key an inverted index (canonical value -> document numbers, with list
+    elements indexed too) is built on first use, so an equality or ``$in`` filter costs a few
+    dictionary lookups instead of a Python call per document, and ordering operators visit each
+    distinct value once. Results equal ``compile_filter``'s predicate applied to every document.
+    """
+
+    def __init__(self, metadatas: Sequence[Mapping[str, Any]]):
+        self.metadatas = metadatas
+        self.size = len(metadatas)
+        self._columns: dict[str, dict[Any, np.ndarray]] = {}
+
+    def column(self, key: str) -> dict[Any, np.ndarray]:
+        found = self._columns.get(key)
+        if found is None:
+            postings: dict[Any, list[int]] = {}
+            for i, metadata in enumerate(self.metadatas):
+                value = lookup(metadata or {}, key)
+                if value is _MISSING:
+                    continue
+                postings.setdefault(canonical(value), []).append(i)
+                if _is_list(value):
+                    for item in value:
+                        if not _is_list(item):
+                            postings.setdefault(canonical(item), []).append(i)
+            found = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in postings.items()}
+            self._columns[key] = found
+        return found
+
+    def docs(self, indices: Iterable[np.ndarray]) -> np.ndarray:
+        mask = np.zeros(self.size, dtype=bool)
+        for index in indices:
+            mask[index] = True
+        return mask
+
+
+MaskFn = Callable[[MetadataTable], np.ndarray]
+
+
+def compile_mask(metadata_filter: Mapping[str, Any] | None) -> MaskFn:
+    """Like ``compile_filter``, but evaluates a whole ``MetadataTable`` to a boolean array.
+
+    >>> table = MetadataTable([{"tenant": "a"}, {"tenant": "b"}, {}])
+    >>> compile_mask({"tenant": {"$ne": "b"}})(table).tolist()
+    [True, False, True]
+    """
+    compile_filter(metadata_filter)  # validation, with the same messages
+    if not metadata_filter:
+        return lambda table: np.ones(table.size, dtype=bool)
+    return _mask_mapping(metadata_filter)
+
+
+def _mask_mapping(spec: Mapping[str, Any]) -> MaskFn:
+    parts: list[MaskFn] = []
+    for key, value in spec.items():
+        if key in LOGICAL_OPERATORS:
+            subs = [_mask_mapping(item) for item in value]
+            combine = np.logical_and if key == "$and" else np.logical_or
+            parts.append(lambda table, subs=subs, combine=combine:
+                         combine.reduce([sub(table) for sub in subs]))
+        elif _is_operator_dict(value, key):
+            tests = [_mask_operator(key, op, operand) for op, operand in value.items()]
+            parts.append(lambda table, tests=tests: np.logical_and.reduce([t(table) for t in tests]))
+        else:
+            parts.append(_mask_eq(key, value))
+    if not parts:
+        return lambda table: np.ones(table.size, dtype=bool)
+    return lambda table: np.logical_and.reduce([part(table) for part in parts])
+
+
+def _mask_eq(key: str, expected: Any) -> MaskFn:
+    want = canonical(expected)
+    if _is_list(expected):
+        # A list matches only the whole list; its elements' postings are for scalar queries.
+        def whole(table: MetadataTable) -> np.ndarray:
+            mask = np.zeros(table.size, dtype=bool)
+            for i in table.column(key).get(want, ()):
+                if canonical(lookup(table.metadatas[i] or {}, key)) == want:
+                    mask[i] = True
+            return mask
+
+        return whole
+    return lambda table: table.docs([table.column(key).get(want, np.zeros(0, dtype=np.int64))])
+
+
+def _mask_operator(key: str, op: str, operand: Any) -> MaskFn:
+    if op == "$eq":
+        return _mask_eq(key, operand)
+    if op == "$ne":
+        eq = _mask_eq(key, operand)
+        return lambda table: ~eq(table)
+    if op in ("$in", "$nin"):
+        eqs = [_mask_eq(key, item) for item in operand]
+
+        def any_of(table: MetadataTable) -> np.ndarray:
+            if not eqs:
+                return np.zeros(table.size, dtype=bool)
+            return np.logical_or.reduce([eq(table) for eq in eqs])
+
+        return any_of if op == "$in" else (lambda table: ~any_of(table))
+    compare = _ORDER[op]
+    tag = "s" if isinstance(operand, str) else "n"
+    bound = operand if tag == "s" else float(operand)
+
+    def ordered(table: MetadataTable) -> np.ndarray:
+        return table.docs(docs for (kind, value), docs in table.column(key).items()
+                          if kind == tag and compare(value, bound))
+
+    return ordered
+
+
+__all__ = ["compile_filter", "compile_mask", "MetadataTable", "matches", "validate_filter",
+           "filter_key", "canonical", "FIELD_OPERATORS", "LOGICAL_OPERATORS"]

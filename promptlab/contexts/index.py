@@ -12,7 +12,8 @@ store at one revision. It ranks chunks three ways:
 
 Lower distance is better in every mode. Metadata filters are applied *before* ranking, as a
 boolean mask over chunks, so ``top_k`` counts only matching chunks. Filter masks are cached per
-filter (a tenant filter repeated on every call costs one dictionary lookup).
+filter (a tenant filter repeated on every call costs one dictionary lookup); a new filter is
+evaluated over an inverted index of the metadata (``filters.MetadataTable``), not per document.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .filters import compile_filter, filter_key
+from .filters import MetadataTable, compile_mask, filter_key
 
 RRF_K = 60
 HYBRID_POOL = 50
@@ -80,6 +81,7 @@ class ContextIndex:
         self._vectors: np.ndarray | None = None
         self._vector_model: str | None = None
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._table: MetadataTable | None = None
 
     # -- filters ------------------------------------------------------------------------
 
@@ -93,15 +95,18 @@ class ContextIndex:
             if cached is not None:
                 self._masks.move_to_end(key)
                 return cached
-        predicate = compile_filter(metadata_filter)
-        doc_ok = np.fromiter((predicate(d["metadata"] or {}) for d in self.snapshot.documents),
-                             dtype=bool, count=len(self.snapshot.documents))
+        doc_ok = compile_mask(metadata_filter)(self._metadata_table())
         chunk_ok = doc_ok[self._chunk_doc] if self.size else np.zeros(0, dtype=bool)
         with self._lock:
             self._masks[key] = chunk_ok
             while len(self._masks) > _MASK_CACHE_SIZE:
                 self._masks.popitem(last=False)
         return chunk_ok
+
+    def _metadata_table(self) -> MetadataTable:
+        if self._table is None:
+            self._table = MetadataTable([d["metadata"] or {} for d in self.snapshot.documents])
+        return self._table
 
     # -- BM25 ---------------------------------------------------------------------------
 
