@@ -158,7 +158,7 @@ def _verdicts(run: "ExperimentRun", summary: "pd.DataFrame", evaluators: Sequenc
                 counts += (f" · head to head {result.label_a} {result.wins_a} – {result.wins_b} "
                            f"{result.label_b} ({result.ties} ties), binomial {fmt_p(result.pairwise_p)}")
             what = "Human ratings" if metric == "rating" else f"Evaluator “{metric}” (pass = score ≥ 0.5)"
-            out.append(dict(metric=metric, what=what, a=labels[0], b=b, verdict=result.verdict,
+            out.append(dict(metric=metric, what=what, a=labels[0], b=b, verdict=verdict.verdict,
                             tone=tone, details=counts, winner=result.winner))
     return out
 
