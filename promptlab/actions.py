@@ -361,13 +361,16 @@ class Actions:
         self._lab.store.create_action(name, description, _version_row(clean))
         return self.get(name)
 
-    def update(self, action: str, *, deploy: str | Sequence[str] | None = DEFAULT_ENVIRONMENT,
+    def update(self, action: str, *, deploy: str | Sequence[str] | None = None,
                note: str | None = None, **changes: Any) -> Action:
         """Make a new immutable version from the latest with ``changes`` applied.
 
-        The new version is deployed to ``deploy`` (Production by default; ``None`` for none).
+        Environments keep serving the versions deployed to them until you deploy the new one
+        (``deploy="Production"`` here, or ``lab.actions.deploy``). Offline experiments and
+        ``version="latest"`` use it at once.
 
-        >>> lab.actions.update("writer", temperature=0.7)          # version 2, now in Production
+        >>> lab.actions.update("writer", temperature=0.7)          # version 2
+        >>> lab.actions.deploy("writer", version=2, environment="Preview")
         """
         unknown = set(changes) - {"system", "prompt", "messages", "model", "context", *PARAM_NAMES}
         if unknown:

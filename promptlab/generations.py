@@ -219,7 +219,7 @@ class Generations:
 
     def list(self, limit: int | None = 100, **filters: Any) -> list[Generation]:
         """Newest first. Filters: action, version, environment, status, session, ext_user_id,
-        model, cached, since, until."""
+        model, cached, experiment, variant, run, since, until."""
         rows = self._lab.store.list_generations(limit=limit, **filters)
         return [Generation.from_row(r, self._lab.gateway_url) for r in rows]
 

@@ -38,13 +38,16 @@ def test_create_exposes_guid_version_and_variables(writer):
 def test_update_makes_a_new_immutable_version(lab, writer):
     v2 = lab.actions.update("writer", temperature=0.7)
     assert v2.version == 2 and v2.temperature == 0.7 and v2.prompt == SEED_PROMPT
+    assert lab.actions.get("writer").version == 1  # Production keeps v1 until v2 is deployed
+    assert lab.actions.update("writer", max_tokens=99, deploy="Production").version == 3
+    assert lab.actions.get("writer").version == 3
     assert lab.actions.get("writer", version=1).temperature == 0.2  # v1 unchanged
     assert v2.version_guid != writer.version_guid and v2.guid == writer.guid
-    assert [a.version for a in lab.actions.versions("writer")] == [1, 2]
+    assert [a.version for a in lab.actions.versions("writer")] == [1, 2, 3]
 
 
 def test_actions_are_addressed_by_name_guid_or_version_guid(lab, writer):
-    lab.actions.update("writer", temperature=0.9)
+    lab.actions.update("writer", temperature=0.9, deploy="Production")
     assert lab.actions.get(writer.guid).version == 2
     assert lab.actions.get(writer.version_guid).version == 1  # a version GUID pins its version
     assert [a.name for a in lab.actions.list()] == ["writer"]
@@ -163,7 +166,7 @@ def test_cache_hit_makes_no_request_and_costs_nothing(rec_lab, server):
 def test_cache_key_covers_params_and_errors_are_never_cached(rec_lab, server):
     rec_lab.actions.create("a", prompt="Q: {{q}}", model="rec:m", temperature=0.1)
     rec_lab.actions.prompt("a", "x", cache=True)
-    rec_lab.actions.update("a", temperature=0.9)
+    rec_lab.actions.update("a", temperature=0.9, deploy="Production")
     rec_lab.actions.prompt("a", "x", cache=True)
     assert len(server.bodies) == 2  # a different temperature is a different request
     server.status = 500

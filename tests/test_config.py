@@ -44,12 +44,12 @@ def test_rerunning_reuses_unchanged_actions_and_versions_changed_ones(lab, tmp_p
     path = write_file(tmp_path)
     run_experiment_file(lab, path, progress=False)
     run_experiment_file(lab, path, progress=False)
-    assert lab.actions.get("a").version == 1
+    assert lab.actions.get("a", version="latest").version == 1
     spec = yaml.safe_load(path.read_text())
     spec["actions"][0]["system"] = "Be very brief."
     path.write_text(yaml.safe_dump(spec))
     run = run_experiment_file(lab, path, progress=False)
-    assert lab.actions.get("a").version == 2 and run.config["variants"]["A"]["version"] == 2
+    assert lab.actions.get("a", version="latest").version == 2 and run.config["variants"]["A"]["version"] == 2
     assert len(lab.experiments.runs("exp")) == 3
 
 

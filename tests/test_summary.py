@@ -102,3 +102,6 @@ def test_side_by_side_puts_variants_in_one_row_per_input():
     assert list(frame.q) == ["x", "y"] and list(frame.output_A) == ["a0", "a1"]
     assert frame.loc[0, "rating_A"] == "Positive" and frame.loc[0, "len_B"] == 1.0
     assert frame.loc[1, "error_B"] == "boom" and frame.loc[0, "expected"] == "e"
+    spread = side_by_side(cells[:2], [dict(row_index=0, input={"q": "x"}, expected={"expected_contains": "k"})],
+                          ["A", "B"], {}, {})
+    assert spread.loc[0, "expected_contains"] == "k" and "expected" not in spread

@@ -216,7 +216,10 @@ class Experiments:
         rows = load_rows(self._lab, dataset)
         pinned = {}
         for v in exp.variants:
-            action = self._lab.actions.get(v.action_guid, environment=v.environment)
+            # Offline, a variant without an environment tries the action's newest version: the
+            # one a prompt engineer just wrote. Online traffic goes to deployed versions.
+            version = "latest" if v.environment is None else None
+            action = self._lab.actions.get(v.action_guid, version=version, environment=v.environment)
             pinned[v.label] = {"action_guid": action.guid, "action": action.name, "version": action.version,
                                "model": action.model}
         if dataset_name is None and isinstance(dataset, (str, os.PathLike)):

@@ -148,7 +148,7 @@ def _ensure_action(lab: "Lab", spec: ActionSpec) -> None:
     if lab.store.find_action(spec.name) is None:
         lab.actions.create(spec.name, description=spec.description, **fields)
         return
-    current = lab.actions.get(spec.name).to_spec()
+    current = lab.actions.get(spec.name, version="latest").to_spec()
     wanted = {"name": spec.name, **({"description": spec.description} if spec.description else {}),
               "model": fields.get("model", lab.default_model), **fields}
     if {k: v for k, v in current.items() if k != "description"} != {k: v for k, v in wanted.items()

@@ -54,8 +54,11 @@ def side_by_side(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str,
         if key not in table:
             source = by_row.get(cell["row_index"], {})
             table[key] = {"row": cell["row_index"], "repeat": cell["repeat"], **(source.get("input") or {})}
-            if source.get("expected") is not None:
-                table[key]["expected"] = source["expected"]
+            expected = source.get("expected")
+            if isinstance(expected, Mapping):  # expected_contains, expected_json, ...: a column each
+                table[key].update(expected)
+            elif expected is not None:
+                table[key]["expected"] = expected
         out = table[key]
         label = cell["variant"]
         guid = cell["generation_guid"]

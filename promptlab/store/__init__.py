@@ -238,6 +238,10 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL):
                 clauses.append(c[key] == value)
             elif key == "session":
                 clauses.append(c.session_guid == value)
+            elif key in ("experiment", "run"):
+                clauses.append(c[f"{key}_guid"] == value)
+            elif key in ("variant", "repeat"):
+                clauses.append(c[key] == value)
             else:
                 raise ConfigError(f"unknown generation filter {key!r}")
         return clauses
