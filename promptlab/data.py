@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import math
+import operator
 import os
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -87,6 +88,8 @@ _PREFERENCE_COLUMNS = [
     ("chosen_guid", "str", "chosen_guid"), ("rejected_guid", "str", "rejected_guid"),
     ("origin", "str", "origin"), ("action", "str", "action"),
 ]
+# Kinds whose export reads JSON columns as stored text (see _jsonl_encoder).
+_RAW_JSON_KINDS = ("generations", "feedback")
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "generations": _GENERATION_COLUMNS, "feedback": _FEEDBACK_COLUMNS,
     "finetune": _FINETUNE_COLUMNS, "preferences": _PREFERENCE_COLUMNS,
@@ -218,6 +221,13 @@ def shape(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return {name: row.get(key) for name, _type, key in COLUMNS[kind]}
 
 
+def _shaper(kind: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """``shape`` for one kind, precomputed (it runs once per exported row)."""
+    names = [name for name, _t, _k in COLUMNS[kind]]
+    getter = operator.itemgetter(*[key for _n, _t, key in COLUMNS[kind]])
+    return lambda row: dict(zip(names, getter(row)))
+
+
 # -- writers ----------------------------------------------------------------------------------
 
 
@@ -231,15 +241,19 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 
-def _flat(kind: str, row: Mapping[str, Any]) -> list[Any]:
-    """A row's values for CSV/Parquet: nested values as JSON text."""
-    out = []
+def _columns(kind: str, batch: Sequence[Mapping[str, Any]], raw: bool) -> list[list[Any]]:
+    """A batch of rows as columns for CSV/Parquet: nested values as JSON text (``raw``: they
+    already are, as stored)."""
+    columns = []
     for name, type_, _key in COLUMNS[kind]:
-        value = row[name]
-        if type_ == "json" and value is not None:
-            value = _dumps(value)
-        out.append(value)
-    return out
+        values = [row[name] for row in batch]
+        if type_ == "json":
+            if raw:
+                values = [None if v is None or v == "null" else v for v in values]
+            else:
+                values = [None if v is None else _dumps(v) for v in values]
+        columns.append(values)
+    return columns
 
 
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -253,21 +267,41 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _write_jsonl(handle: io.TextIOBase, kind: str, rows: Iterable[dict[str, Any]]) -> int:
+def _jsonl_encoder(kind: str, raw: bool) -> Callable[[Mapping[str, Any]], str]:
+    """Row -> JSON line. With ``raw``, JSON columns hold their stored JSON text and are spliced
+    in as is (after the other fields) instead of being parsed and serialised again."""
+    if not raw:
+        return lambda row: _dumps(row) + "\n"
+    nested = frozenset(name for name, type_, _k in COLUMNS[kind] if type_ == "json")
+    splices = [(name, f", {json.dumps(name)}: ") for name, type_, _k in COLUMNS[kind] if type_ == "json"]
+
+    def encode(row: Mapping[str, Any]) -> str:
+        plain = {k: v for k, v in row.items() if k not in nested}
+        tail = "".join(prefix + (row[name] or "null") for name, prefix in splices)
+        return _dumps(plain)[:-1] + tail + "}\n"
+
+    return encode
+
+
+def _write_jsonl(handle: io.TextIOBase, kind: str, rows: Iterable[dict[str, Any]], raw: bool = False) -> int:
+    encode = _jsonl_encoder(kind, raw)
     count = 0
     for batch in _batches(rows, BATCH_SIZE):
-        handle.write("".join(_dumps(row) + "\n" for row in batch))
+        handle.write("".join(map(encode, batch)))
         count += len(batch)
     return count
 
 
-def _write_csv(handle: io.TextIOBase, kind: str, rows: Iterable[dict[str, Any]]) -> int:
+def _write_csv(handle: io.TextIOBase, kind: str, rows: Iterable[dict[str, Any]], raw: bool = False) -> int:
     writer = csv.writer(handle)
     writer.writerow([name for name, _t, _k in COLUMNS[kind]])
     count = 0
+    times = [i for i, (_n, type_, _k) in enumerate(COLUMNS[kind]) if type_ == "time"]
     for batch in _batches(rows, BATCH_SIZE):
-        writer.writerows([[v.isoformat() if isinstance(v, datetime) else v for v in _flat(kind, row)]
-                          for row in batch])
+        columns = _columns(kind, batch, raw)
+        for i in times:
+            columns[i] = [None if v is None else v.isoformat() for v in columns[i]]
+        writer.writerows(zip(*columns))
         count += len(batch)
     return count
 
@@ -280,16 +314,15 @@ def _arrow_schema(kind: str):
     return pa.schema([(name, types[type_]) for name, type_, _k in COLUMNS[kind]])
 
 
-def _write_parquet(path: str, kind: str, rows: Iterable[dict[str, Any]]) -> int:
+def _write_parquet(path: str, kind: str, rows: Iterable[dict[str, Any]], raw: bool = False) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _arrow_schema(kind)
     count = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in _batches(rows, BATCH_SIZE * 4):
-            columns = list(zip(*(_flat(kind, row) for row in batch)))
-            arrays = [pa.array(list(col), type=field.type) for col, field in zip(columns, schema)]
+        for batch in _batches(rows, BATCH_SIZE):
+            arrays = [pa.array(col, type=field.type) for col, field in zip(_columns(kind, batch, raw), schema)]
             writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
             count += len(batch)
     return count
@@ -472,14 +505,12 @@ class Data:
         clean = clean_filters(kind, filters)
         return self._rows(kind, clean, batch_size)
 
-    def _rows(self, kind: str, filters: dict[str, Any], batch_size: int) -> Iterator[dict[str, Any]]:
+    def _rows(self, kind: str, filters: dict[str, Any], batch_size: int,
+              raw_json: bool = False) -> Iterator[dict[str, Any]]:
         store = self._lab.store
-        if kind == "generations":
-            for row in store.iter_export_generations(filters, batch_size):
-                yield shape(kind, row)
-        elif kind == "feedback":
-            for row in store.iter_export_feedback(filters, batch_size):
-                yield shape(kind, row)
+        if kind in _RAW_JSON_KINDS:
+            rows = (store.iter_export_generations if kind == "generations" else store.iter_export_feedback)
+            yield from map(_shaper(kind), rows(filters, batch_size, raw_json=raw_json))
         elif kind == "finetune":
             for row in store.iter_export_finetune(filters, batch_size):
                 record = finetune_record(row)
@@ -509,13 +540,14 @@ class Data:
         if not target.parent.is_dir():
             raise ConfigError(f"the folder for the export does not exist: {os.fspath(target.parent)!r}")
         temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        rows = self._rows(kind, clean, BATCH_SIZE)
+        raw = kind in _RAW_JSON_KINDS
+        rows = self._rows(kind, clean, BATCH_SIZE, raw_json=raw)
         try:
             if fmt == "parquet":
-                count = _write_parquet(os.fspath(temp), kind, rows)
+                count = _write_parquet(os.fspath(temp), kind, rows, raw)
             else:
                 with open(temp, "w", encoding="utf-8", newline="") as handle:
-                    count = (_write_jsonl if fmt == "jsonl" else _write_csv)(handle, kind, rows)
+                    count = (_write_jsonl if fmt == "jsonl" else _write_csv)(handle, kind, rows, raw)
             os.replace(temp, target)
         except BaseException:
             rows.close()

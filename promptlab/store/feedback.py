@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from ..errors import NotFoundError
 from . import schema as t
-from ._util import as_dict
+from ._util import as_dict, aware
 
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite: INTEGER PRIMARY KEY = rowid
 
@@ -126,9 +126,17 @@ def _time_clauses(column: sa.ColumnElement, filters: Mapping[str, Any]) -> list[
     return clauses
 
 
-def _generation_columns(g: sa.FromClause) -> list[sa.ColumnElement]:
+def _generation_columns(g: sa.FromClause, raw_json: bool = False) -> list[sa.ColumnElement]:
     latest = {name: _latest_human(name, g.c.guid).label(name) for name in ("rating", "correction", "issue")}
-    return [*g.c, *latest.values()]
+    return [*[_maybe_text(c, raw_json) for c in g.c], *latest.values()]
+
+
+def _maybe_text(column: sa.ColumnElement, raw_json: bool, label: str | None = None) -> sa.ColumnElement:
+    """The column, or for a JSON column with ``raw_json`` its stored JSON text (no decoding:
+    an export writing JSON again need not parse and re-serialise it). JSON null reads 'null'."""
+    if raw_json and isinstance(column.type, sa.JSON):
+        return sa.cast(column, sa.Text).label(label or column.name)
+    return column.label(label) if label else column
 
 
 class FeedbackSQL:
@@ -237,16 +245,25 @@ class FeedbackSQL:
     # -- streaming exports --------------------------------------------------------------
 
     def _stream(self, query: sa.Select, batch_size: int) -> Iterator[dict[str, Any]]:
+        # Hot path of every export (a million rows): plain tuples, and only the DateTime
+        # columns get the UTC tzinfo that SQLite drops (as_dict would check every value).
+        times = [i for i, column in enumerate(query.selected_columns) if isinstance(column.type, sa.DateTime)]
         with self.read() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
-            for row in result:
-                yield as_dict(row)
+            keys = list(result.keys())
+            for partition in result.partitions():
+                for row in partition:
+                    values = list(row)
+                    for i in times:
+                        values[i] = aware(values[i])
+                    yield dict(zip(keys, values))
 
-    def iter_export_generations(self, filters: Mapping[str, Any],
-                                batch_size: int = 2000) -> Iterator[dict[str, Any]]:
-        """Generation rows with their latest human rating/correction/issue, oldest first."""
+    def iter_export_generations(self, filters: Mapping[str, Any], batch_size: int = 2000,
+                                raw_json: bool = False) -> Iterator[dict[str, Any]]:
+        """Generation rows with their latest human rating/correction/issue, oldest first.
+        ``raw_json``: JSON columns as their stored text."""
         g = t.generations.alias("g")
-        query = sa.select(*_generation_columns(g)).where(*_generation_clauses(g, filters))
+        query = sa.select(*_generation_columns(g, raw_json)).where(*_generation_clauses(g, filters))
         query = query.where(*_time_clauses(g.c.created_at, filters))
         if filters.get("ext_user_id") is not None:
             query = query.where(_match(g.c.ext_user_id, filters["ext_user_id"]))
@@ -254,18 +271,18 @@ class FeedbackSQL:
             query = query.where(_match(_latest_human("rating", g.c.guid), filters["rating"]))
         yield from self._stream(query.order_by(g.c.created_at, g.c.guid), batch_size)
 
-    def iter_export_feedback(self, filters: Mapping[str, Any],
-                             batch_size: int = 2000) -> Iterator[dict[str, Any]]:
+    def iter_export_feedback(self, filters: Mapping[str, Any], batch_size: int = 2000,
+                             raw_json: bool = False) -> Iterator[dict[str, Any]]:
         """Feedback rows joined with their generation (``g_*`` columns), in logging order.
 
         ``rating``, ``source``, ``ext_user_id``, ``since``/``until`` apply to the feedback row;
-        the other filters to its generation."""
+        the other filters to its generation. ``raw_json``: JSON columns as their stored text."""
         f, g = feedback.alias("f"), t.generations.alias("g")
         gen_columns = ("action_name", "action_guid", "action_version", "environment", "model", "input",
                        "messages", "output", "status", "ext_user_id", "experiment_guid", "variant",
                        "run_guid", "created_at")
-        query = (sa.select(*[f.c[name] for name in FEEDBACK_FIELDS],
-                           *[g.c[name].label(f"g_{name}") for name in gen_columns])
+        query = (sa.select(*[_maybe_text(f.c[name], raw_json) for name in FEEDBACK_FIELDS],
+                           *[_maybe_text(g.c[name], raw_json, f"g_{name}") for name in gen_columns])
                  .select_from(f.join(g, g.c.guid == f.c.generation_guid))
                  .where(*_generation_clauses(g, filters), *_time_clauses(f.c.created_at, filters)))
         for key in ("rating", "source", "ext_user_id"):
