@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/promptlab demo
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -p no:cacheprovider --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(PY) -m pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lab: $(STAMP)
 	$(VENV)/bin/pip install -q jupyterlab

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import Data
     from .experiments import Experiments
     from .feedback import Feedback
+    from .flows import Flows
 
 DEFAULT_MODEL = "sim:extractive"
 
@@ -77,6 +78,7 @@ class Lab:
     @cached_property
     def feedback(self) -> "Feedback":
         from .feedback import Feedback
+    from .flows import Flows
 
         return Feedback(self)
 
@@ -91,6 +93,12 @@ class Lab:
         from .contexts import Contexts
 
         return Contexts(self)
+
+    @cached_property
+    def flows(self) -> "Flows":
+        from .flows import Flows
+
+        return Flows(self)
 
     @cached_property
     def experiments(self) -> "Experiments":

@@ -23,6 +23,8 @@ from ._util import as_dict, new_guid, utcnow
 from .contexts import ContextSQL
 from .experiments import ExperimentSQL
 from .feedback import FeedbackSQL
+from .flows import FlowSQL
+from .gateway import GatewaySQL
 from .migrations import migrate
 
 DEFAULT_URL = "sqlite:///promptlab.db"
@@ -41,7 +43,7 @@ def resolve_url(db: str | os.PathLike | None) -> str:
 
 
 
-class Store(FeedbackSQL, ExperimentSQL, ContextSQL):
+class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
     """A promptlab database. Thread-safe; share one per process."""
 
     def __init__(self, url: str | os.PathLike | None = None, *, echo: bool = False):

@@ -53,6 +53,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (2, "feedback and pairwise preferences", _create_area("feedback")),
     (3, "experiments, variants, runs and cells", _create_area("experiments")),
     (4, "context libraries, documents and chunks", _create_area("contexts")),
+    (5, "assistant flows: conversations and turns", _create_area("flows")),
+    (6, "gateway API keys", _create_area("gateway")),
 ]
 
 
