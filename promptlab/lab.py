@@ -78,7 +78,6 @@ class Lab:
     @cached_property
     def feedback(self) -> "Feedback":
         from .feedback import Feedback
-    from .flows import Flows
 
         return Feedback(self)
 
