@@ -33,6 +33,35 @@ from .providers import ProviderRegistry, image_part
 from .sessions import Session
 from .templates import ChatTemplate, Template
 
+# Heavier parts load on first use, so `import promptlab` stays fast in scripts and CI:
+# pl.charts (plotly), pl.widgets (ipywidgets), pl.evaluators, pl.write_report, pl.Flow,
+# pl.format_search_results.
+_LAZY = {
+    "charts": ("promptlab.charts", None),
+    "widgets": ("promptlab.widgets", None),
+    "evaluators": ("promptlab.experiments.evaluators", None),
+    "write_report": ("promptlab.report", "write_report"),
+    "format_search_results": ("promptlab.contexts", "format_search_results"),
+    "Flow": ("promptlab.flows", "Flow"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attribute is None else getattr(module, attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'promptlab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "__version__",
     "Lab",
@@ -44,6 +73,12 @@ __all__ = [
     "ChatTemplate",
     "ProviderRegistry",
     "image_part",
+    "charts",
+    "widgets",
+    "evaluators",
+    "write_report",
+    "format_search_results",
+    "Flow",
     "PromptlabError",
     "TemplateError",
     "MissingVariablesError",
