@@ -266,7 +266,7 @@ class Contexts:
     async def aadd(self, name: str, documents: Iterable[Any], *,
                    metadata: Mapping[str, Any] | None = None, http_client: Any = None) -> list[str]:
         """Async twin of ``add`` (runs in a worker thread; ``http_client`` is a sync client)."""
-        return await asyncio.to_thread(self.add, name, list(documents), metadata=metadata,
+        return await asyncio.to_thread(self.add, name, documents, metadata=metadata,
                                        http_client=http_client)
 
     # -- internals --------------------------------------------------------------------------
