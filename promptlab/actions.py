@@ -590,9 +590,12 @@ class Actions:
                 call.guid)
         return finish(fields_)
 
-    async def _complete(self, call: Call, stream: TokenStream | None,
-                        provider: Any = None) -> tuple[Completion, bool]:
-        """The call's completion from the cache or the provider: (completion, cached)."""
+    async def _complete(self, call: Call, stream: TokenStream | None, provider: Any = None,
+                        lean: bool = False) -> tuple[Completion, bool]:
+        """The call's completion from the cache or the provider: (completion, cached).
+
+        ``lean``: use the provider's single-attempt fast path when it has one (the experiment
+        runner, which does its own retrying)."""
         key = call.cache_key if call.use_cache else None
         if key is not None:
             hit = self._lab.store.cache_get(key, self._lab.cache_ttl)
@@ -606,7 +609,8 @@ class Actions:
                 return completion, True
         provider = provider or self._lab.providers.get(call.provider_name)
         if stream is None:
-            completion = await provider.complete(call.request)
+            fast = getattr(provider, "complete_lean", None) if lean else None
+            completion = await (fast or provider.complete)(call.request)
         else:
             completion = None
             async for item in provider.stream(call.request):

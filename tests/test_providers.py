@@ -313,6 +313,52 @@ async def test_timeout_maps_to_provider_timeout_error():
     assert server.count == 1
 
 
+# -- the lean single-attempt path (the experiment runner's) ------------------------------------
+
+
+async def test_lean_path_sends_what_the_sdk_sends_and_reads_the_same_answer():
+    server = Server(ok("Hello there"), ok("Hello there"))
+    p = provider(server, default_headers={"X-Team": "qa"})
+    request = req(temperature=0.3, max_tokens=20, extra_body={"sim": {"repeat": 2}})
+    sdk, lean = await p.complete(request), await p.complete_lean(request)
+    assert server.body(0) == server.body(1)
+    for name in ("authorization", "x-team", "content-type"):
+        assert server.requests[0].headers[name] == server.requests[1].headers[name]
+    assert server.requests[0].url == server.requests[1].url
+    assert (lean.text, lean.usage, lean.finish_reason, lean.model) == (sdk.text, sdk.usage, sdk.finish_reason,
+                                                                       sdk.model)
+
+
+@pytest.mark.parametrize("status, cls", [(401, errors.AuthenticationError), (400, errors.ProviderRequestError),
+                                         (500, errors.ProviderServerError), (429, errors.RateLimitError)])
+async def test_lean_path_maps_errors_like_the_sdk_path(status, cls):
+    server = Server(error(status, "explained by the server", {"retry-after": "3"}))
+    with pytest.raises(cls) as info:
+        await provider(server, name="acme", max_retries=5).complete_lean(req())
+    assert server.count == 1  # one attempt: the runner does the retrying
+    assert info.value.status_code == status and info.value.provider == "acme"
+    assert "explained by the server" in str(info.value) and FAKE_KEY not in str(info.value)
+    if status == 429:
+        assert info.value.retry_after == 3.0
+
+
+@pytest.mark.parametrize("exc, cls", [(httpx2.ConnectError("refused"), errors.ProviderConnectionError),
+                                      (httpx2.ReadTimeout("slow"), errors.ProviderTimeoutError)])
+async def test_lean_path_maps_transport_failures(exc, cls):
+    def fail(request):
+        raise exc
+
+    with pytest.raises(cls) as info:
+        await provider(Server(fail)).complete_lean(req())
+    assert type(info.value) is cls and "http://llm.test" in str(info.value)
+
+
+async def test_lean_path_rejects_a_malformed_answer():
+    server = Server(httpx2.Response(200, json={"choices": []}))
+    with pytest.raises(errors.ProviderServerError, match="malformed"):
+        await provider(server).complete_lean(req())
+
+
 # -- retries -----------------------------------------------------------------------------------
 
 

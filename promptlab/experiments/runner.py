@@ -259,6 +259,10 @@ class Runner:
             await asyncio.gather(*(worker() for _ in range(self.limiter.maximum)))
         finally:
             flusher.cancel()
+            try:
+                await flusher
+            except asyncio.CancelledError:
+                pass
             await self._flush()
             bar.close()
             self.stats.seconds = time.perf_counter() - started
@@ -354,7 +358,7 @@ class Runner:
         try:
             await self._respect_rate_limit(call)
             self.stats.requests += 1
-            result = await self.lab.actions._complete(call, None, provider=provider)
+            result = await self.lab.actions._complete(call, None, provider=provider, lean=not self.streaming)
         except RateLimitError:
             self.stats.rate_limited += 1
             self.limiter.on_rate_limited()
