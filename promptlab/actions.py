@@ -86,7 +86,7 @@ class Action:
     @property
     def variables(self) -> list[str]:
         """Template variables in order of first use (a bound context's variable excluded)."""
-        bound = self.context.get("variable") if self.context else None
+        bound = self.context.get("variable", "context") if self.context else None
         return [v for v in self.template.variables if v != bound]
 
     @property
@@ -482,7 +482,7 @@ class Actions:
              **call_fields: Any) -> Call:
         """Decide everything about a call before running it. Raises on bad input."""
         variables, user_text = input_variables(action, input)
-        variables = self._lab._retrieve(action, variables, metadata_filter, call_fields)
+        variables = self._lab._retrieve(action, variables, metadata_filter, call_fields, user_text)
         history: list[dict[str, Any]] = []
         if session is not None:
             history = self._lab.sessions.history(session)

@@ -111,7 +111,8 @@ class Lab:
         return pricing.cost_usd(self.prices, model, prompt_tokens, completion_tokens)
 
     def _retrieve(self, action: Action, variables: dict[str, Any],
-                  metadata_filter: Mapping[str, Any] | None, call_fields: dict[str, Any]) -> dict[str, Any]:
+                  metadata_filter: Mapping[str, Any] | None, call_fields: dict[str, Any],
+                  user_text: str | None = None) -> dict[str, Any]:
         """Fill a bound context's template variable (no-op for actions without a context).
 
         Retrieval details (record ids, distances) are added to ``call_fields["metadata"]`` so
@@ -121,7 +122,7 @@ class Lab:
             return variables
         from .contexts import retrieve_for_action
 
-        return retrieve_for_action(self, action, variables, metadata_filter, call_fields)
+        return retrieve_for_action(self, action, variables, metadata_filter, call_fields, user_text)
 
     def _track(self, future: concurrent.futures.Future) -> None:
         """Remember background work (async-mode and streamed runs) so close() can finish it."""
