@@ -158,6 +158,115 @@ def sim_serve(
     uvicorn.run(sim, host=host, port=port, log_level="warning")
 
 
+# -- the HTTP gateway (issue 9) -------------------------------------------------------------
+
+keys_app = typer.Typer(help="API keys of the HTTP gateway (stored hashed; a key is shown once).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8080, min=0, max=65535, help="TCP port to bind."),
+    db: str = DB_OPTION,
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (share the store; use PostgreSQL)."),
+    public_url: str = typer.Option(None, "--public-url", help="The gateway's address as clients see it, "
+                                                               "for feedback_url (default: each request's)."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                    help="Log client, method, path and status of every request (never headers)."),
+) -> None:
+    """Serve the HTTP API (/v1/actions/, /v1/data/{guid}, /v1/feedback, ...) until interrupted."""
+    from promptlab.errors import PromptlabError
+    from promptlab.gateway.server import serve
+    from promptlab.store import Store
+
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        _fail(ValueError(f"--public-url must be an http(s) URL, not {public_url!r}"))
+    try:
+        store = Store(db)  # open (and migrate) once here, so a bad --db fails before any worker starts
+    except PromptlabError as exc:
+        _fail(exc)
+    url, safe_url = store.url, store.safe_url
+    if workers > 1 and store.dialect == "sqlite":
+        typer.echo("note: several workers on one SQLite file queue for its write lock; "
+                   "use PostgreSQL for throughput", err=True)
+    store.close()
+    typer.echo(f"promptlab gateway on http://{host}:{port}/v1 (store: {safe_url}, workers: {workers}; "
+               f"OpenAPI at /openapi.json); Ctrl+C to stop")
+    serve(url, host=host, port=port, workers=workers, public_url=public_url, access_log=access_log)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who or what uses the key."),
+    scope: list[str] = typer.Option(..., "--scope", help="run, feedback or admin; repeat for several."),
+    db: str = DB_OPTION,
+) -> None:
+    """Create a key and print it ONCE (only its hash is stored)."""
+    from promptlab.errors import PromptlabError
+    from promptlab.gateway.keys import ApiKeys
+    from promptlab.store import Store
+
+    try:
+        store = Store(db)
+        try:
+            record, token = ApiKeys(store).create(name, scope)
+        finally:
+            store.close()
+    except PromptlabError as exc:
+        _fail(exc)
+    typer.echo(f"created API key {record.id} ({record.name}; scopes: {', '.join(record.scopes)})", err=True)
+    typer.echo("store it now, it cannot be shown again:", err=True)
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list(db: str = DB_OPTION) -> None:
+    """List keys (id, name, scopes, created, revoked); secrets are never shown."""
+    from promptlab.errors import PromptlabError
+    from promptlab.gateway.keys import ApiKeys
+    from promptlab.store import Store
+
+    try:
+        store = Store(db)
+        try:
+            keys = ApiKeys(store).list()
+        finally:
+            store.close()
+    except PromptlabError as exc:
+        _fail(exc)
+    if not keys:
+        typer.echo("no API keys; create one with `promptlab keys create --name NAME --scope run`")
+        return
+    typer.echo(f"{'id':<12}  {'name':<24}  {'scopes':<20}  {'created (UTC)':<19}  revoked (UTC)")
+    for key in keys:
+        created = key.created_at.strftime("%Y-%m-%d %H:%M:%S") if key.created_at else ""
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
+        typer.echo(f"{key.id:<12}  {key.name[:24]:<24}  {','.join(key.scopes):<20}  {created:<19}  {revoked}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key's id (as in `keys list`)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Revoke a key: every gateway refuses it from its next request on."""
+    from promptlab.errors import PromptlabError
+    from promptlab.gateway.keys import ApiKeys
+    from promptlab.store import Store
+
+    try:
+        store = Store(db)
+        try:
+            key = ApiKeys(store).revoke(key_id)
+        finally:
+            store.close()
+    except PromptlabError as exc:
+        _fail(exc)
+    typer.echo(f"revoked API key {key.id} ({key.name})")
+
+
 def main() -> None:
     """Console-script entry point (``promptlab``)."""
     app()
