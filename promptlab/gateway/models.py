@@ -237,6 +237,14 @@ class FeedbackRequest(_WithUser):
     type: Literal["rating", "correction", "issue"] | None = None
     value: int | str | None = None
 
+    @field_validator("rating", "value", mode="before")
+    @classmethod
+    def _no_booleans(cls, value):
+        # true == 1 in Python, and 1 is Negative: refuse the ambiguity instead of guessing.
+        if isinstance(value, bool):
+            raise ValueError("a rating is 1 (negative), 2 (positive), 'Negative' or 'Positive', not a boolean")
+        return value
+
     @model_validator(mode="after")
     def _typed_form(self):
         if self.guid and self.data_guid and self.guid != self.data_guid:
