@@ -57,6 +57,7 @@ log = logging.getLogger("promptlab.gateway")
 
 MAX_BODY_BYTES = 1_000_000
 _ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
+    400: "The body cannot be read (not UTF-8, a bad Content-Length).",
     401: "No API key, or an unknown, wrong or revoked one.",
     403: "The API key lacks the scope this endpoint needs.",
     404: "No action, generation, session or experiment by that GUID or name.",
@@ -362,7 +363,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         if isinstance(exc.detail, dict):
             return _error(exc.status_code, exc.detail["type"], exc.detail["message"], exc.headers)
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        kind = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, kind, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -230,9 +230,9 @@ class FeedbackRequest(_WithUser):
     guid: Str100 | None = Field(None, description="The generation (data point) GUID.")
     data_guid: Str100 | None = Field(None, description="Same as guid.")
     rating: Rating | None = None
-    correction: str | None = Field(None, min_length=1, max_length=200_000)
+    correction: str | None = Field(None, min_length=1, max_length=50_000)
     issue: Str100 | None = Field(None, description="An issue tag such as 'Vague' or 'Incorrect'.")
-    comment: str | None = Field(None, max_length=200_000)
+    comment: str | None = Field(None, max_length=50_000)
     metadata: dict[str, Any] | None = None
     type: Literal["rating", "correction", "issue"] | None = None
     value: int | str | None = None
@@ -257,7 +257,7 @@ class FeedbackRequest(_WithUser):
             if self.type == "rating":
                 if self.value not in (1, 2, "1", "2", "Positive", "Negative", "positive", "negative"):
                     raise ValueError(f"a rating value is 1 (negative) or 2 (positive), not {self.value!r}")
-            elif not isinstance(self.value, str) or not self.value.strip() or len(self.value) > 200_000:
+            elif not isinstance(self.value, str) or not self.value.strip() or len(self.value) > 50_000:
                 raise ValueError(f"a {self.type} value must be a non-empty string")
         return self
 
