@@ -53,8 +53,8 @@ flow_turns = sa.Table(
     sa.Column("errors", sa.JSON),  # errors handled by on_error / on_fail handlers
     sa.Column("duration_ms", sa.Float),
     sa.Column("created_at", t.Time, nullable=False),
-    sa.UniqueConstraint("flow_name", "conversation_id", "turn", name="uq_flow_turn"),
-    sa.Index("ix_flow_turns_conversation", "flow_name", "conversation_id"),
+    # Not unique per (flow, conversation, turn): a reset conversation numbers its turns afresh.
+    sa.Index("ix_flow_turns_conversation", "flow_name", "conversation_id", "turn"),
 )
 
 TABLES: list[sa.Table] = [flow_conversations, flow_turns]
