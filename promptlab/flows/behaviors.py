@@ -333,7 +333,7 @@ class PromptAI(Behavior):
         where = f"{self.name}/{prompt.id}"
         try:
             built = await run.call(prompt.build, {"llm": prompt.llm, "context": context},
-                                   f"prompt builder {where}")
+                                   f"prompt builder {where}", self)
             if not isinstance(built, Mapping) or "request" not in built:
                 raise InvalidInputError(f"prompt builder {where} must return {{'request': {{...}}}}, "
                                         f"got {built!r:.80}")
@@ -369,7 +369,7 @@ class PromptAI(Behavior):
             result = await run.call(prompt.handle, {"llm": prompt.llm, "context": context,
                                                     "prompt": out.request, "response": response,
                                                     "completion": generation.msg},
-                                    f"completion handler {where}")
+                                    f"completion handler {where}", self)
             out.actions = run.actions_from(result, f"completion handler {where}")
             if isinstance(result, Mapping) and result.get("completion") is not None:
                 override = result["completion"]
@@ -419,7 +419,7 @@ class CallFunction(Behavior):
     async def execute(self, run: "TurnRun") -> str | None:
         where = f"function of {self.name}"
         try:
-            result = await run.call(self.function, {"context": run.snapshot()}, where)
+            result = await run.call(self.function, {"context": run.snapshot()}, where, self)
             actions = run.actions_from(result, where)
         except Exception as exc:
             return await run.fail(self, "on_error", BehaviorError("function", exc))
@@ -482,7 +482,7 @@ class CallAPI(Behavior):
         try:
             if use_code:
                 built = await run.call(self.request_builder, {"context": run.snapshot()},
-                                       f"request builder of {self.name}")
+                                       f"request builder of {self.name}", self)
             else:
                 built = {"method": "POST", "path": self.path, "body": run.public_context()}
             prepared = _http.prepare_request(target, {**built, "path": None} if isinstance(built, Mapping)
@@ -514,7 +514,7 @@ class CallAPI(Behavior):
         try:
             if self.response_handler is not None:
                 result = await run.call(self.response_handler, {"response": response, "context": run.snapshot()},
-                                        f"response handler of {self.name}")
+                                        f"response handler of {self.name}", self)
                 actions = run.actions_from(result, f"response handler of {self.name}")
             elif not use_code and isinstance(response["body"], Mapping):
                 actions = run.actions_from(response["body"], f"response of target {target.id!r}")
@@ -582,7 +582,7 @@ class VerifyClaim(Behavior):
         try:
             if self.parse_evidence is not None:
                 raw = await run.call(self.parse_evidence, {"context": run.snapshot()},
-                                     f"parse_evidence of {self.name}")
+                                     f"parse_evidence of {self.name}", self)
             else:
                 raw = _verify.default_parse_evidence(run.context)
             evidence = _verify.normalize_evidence(raw, f"parse_evidence of {self.name}")

@@ -222,7 +222,8 @@ class TurnRun:
 
     # user functions ----------------------------------------------------------------------------
 
-    async def call(self, fn: Any, available: Mapping[str, Any], where: str) -> Any:
+    async def call(self, fn: Any, available: Mapping[str, Any], where: str,
+                   behavior: Behavior | None = None) -> Any:
         """Call a user function by parameter name, in a worker thread (so it may block or use
         the sync promptlab API); ``promptlab.flows.ctx`` is bound to the context it gets."""
         names = check_signature(fn, tuple(available), where)
@@ -246,7 +247,7 @@ class TurnRun:
 
             return await asyncio.to_thread(run)
         finally:
-            self.trace.add("function", None, where, duration_ms=self.clock() - started)
+            self.trace.add("function", behavior, where, duration_ms=self.clock() - started)
 
     def actions_from(self, result: Any, where: str) -> list[dict[str, Any]]:
         """Validated actions from a function's result, changeLocation targets included."""
@@ -309,7 +310,7 @@ class TurnRun:
                 target = await self.apply([step], behavior, handler)
             else:
                 where = f"{behavior.name}.{handler} function"
-                result = await self.call(step, {"context": self.snapshot()}, where)
+                result = await self.call(step, {"context": self.snapshot()}, where, behavior)
                 target = await self.apply(self.actions_from(result, where), behavior, handler)
             if target is not None:
                 return target
