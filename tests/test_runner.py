@@ -103,17 +103,44 @@ def test_retry_after_is_honoured(lab):
     assert run.stats.rate_limited == len(ROWS) and run.stats.retries == len(ROWS)
 
 
+class RateLimitedAtFirst:
+    """A provider (the real interface) that answers 429 to its first ``failures`` requests."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.calls = 0
+
+    async def complete(self, request):
+        from promptlab.providers.base import Completion, Usage
+
+        self.calls += 1
+        number = self.calls
+        await asyncio.sleep(0)  # let other requests interleave, as on a real network
+        if number <= self.failures:
+            raise pl.RateLimitError("slow down", provider=self.name, retry_after=0.001)
+        return Completion(text="ok", model=request.model, usage=Usage(3, 1), latency_ms=1.0)
+
+    def stream(self, request):  # pragma: no cover - the runner does not stream by default
+        raise NotImplementedError
+
+    async def aclose(self):
+        pass
+
+
 def test_adaptive_backoff_cuts_concurrency_and_recovers(lab):
-    rows = [{"message": f"question {i}"} for i in range(120)]
-    lab.actions.create("a", prompt="{{message}}", model="sim:echo")
-    lab.actions.create("b", prompt="Q: {{message}}", model="sim:echo",
-                       extra_body={"sim": {"error_rate": 0.15, "fail_times": 1, "retry_after": 0.01}})
+    fake = RateLimitedAtFirst(failures=30)
+    lab.providers.register("flaky", provider=fake)
+    lab.actions.create("a", prompt="{{message}}", model="flaky:m")
+    lab.actions.create("b", prompt="Q: {{message}}", model="flaky:m")
     exp = lab.experiments.create("backoff", action_a="a", action_b="b")
-    run = lab.experiments.run(exp, rows, concurrency=8, progress=False)
+    run = lab.experiments.run(exp, [{"message": f"question {i}"} for i in range(150)], concurrency=8,
+                              progress=False)
     assert set(run.cells().status) == {"done"}
-    assert run.stats.rate_limited > 0
+    assert run.stats.rate_limited == 30 and fake.calls == 300 + 30
     assert run.stats.concurrency_lowest < 8  # it backed off
-    assert run.stats.concurrency_final == 8  # and climbed back
+    assert run.stats.concurrency_final == 8  # and climbed back once the 429s stopped
 
 
 def test_errors_are_isolated_per_cell(lab):
