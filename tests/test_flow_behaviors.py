@@ -206,7 +206,8 @@ def test_on_success_runs_after_the_handlers_and_can_move_the_flow(lab):
 def test_on_entered_change_location_short_circuits_the_prompts(lab):
     flow = lab.flows.create("f", [
         PromptAI("ask", prompts=[Prompt("echo", "sim:echo", build, say)],
-                 on_enter=Rule("session.skip is defined", then="elsewhere"), on_success=set_field("session.skip", True)),
+                 on_enter=Rule("session.skip is defined", then="elsewhere"),
+                 on_success=set_field("session.skip", True)),
         ExecuteLogic("elsewhere", rules=send_message("skipped the prompt")),
     ])
     first = flow.run_turn("c1", "one")

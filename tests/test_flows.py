@@ -57,7 +57,8 @@ def test_flow_definition_is_validated():
         Flow("f", [reply], max_steps=0)
     flow = Flow("f", [ExecuteLogic("a", rules=Rule("true", then="b")), ExecuteLogic("b", on_enter="a")])
     assert flow.start == "a"
-    assert flow.edges() == [{"from": "a", "handler": "rules", "to": "b"}, {"from": "b", "handler": "on_enter", "to": "a"}]
+    assert flow.edges() == [{"from": "a", "handler": "rules", "to": "b"},
+                            {"from": "b", "handler": "on_enter", "to": "a"}]
 
 
 def test_an_unbound_flow_explains_how_to_bind(lab):
@@ -86,7 +87,8 @@ def test_bad_turn_input_is_refused(lab):
 def remember(context):
     n = (context["session"].get("count") or 0) + 1
     return {"actions": [set_field("session.count", n), set_field("conversation.last", context["turn"]),
-                        send_message(f"turn {context['turn']} count {n} history {len(context['conversation']['messages'])}")]}
+                        send_message(f"turn {context['turn']} count {n} "
+                                     f"history {len(context['conversation']['messages'])}")]}
 
 
 def test_session_and_conversation_fields_persist_across_turns(lab):
@@ -202,7 +204,8 @@ def test_turns_are_logged_with_their_trace(lab):
 def test_trace_lists_behaviors_handlers_and_timings(lab):
     flow = lab.flows.create("f", [
         ExecuteLogic("route", rules=Rule("true", then="ask")),
-        PromptAI("ask", prompts=[Prompt("p", "sim:echo", echo_build, echo_handle)], on_success=set_field("session.done", True)),
+        PromptAI("ask", prompts=[Prompt("p", "sim:echo", echo_build, echo_handle)],
+                 on_success=set_field("session.done", True)),
     ])
     result = flow.run_turn("c1", "x")
     frame = result.trace.to_pandas()
@@ -274,9 +277,10 @@ def test_compare_two_flows_over_conversations(lab):
         return {"actions": [send_message(f"Thanks for asking! {completion}")]}
 
     flow_a = echo_flow(lab, "plain")
-    flow_b = lab.flows.create("polite", [PromptAI("reply", prompts=[Prompt("p", "sim:echo", echo_build, polite)])])
+    lab.flows.create("polite", [PromptAI("reply", prompts=[Prompt("p", "sim:echo", echo_build, polite)])])
     lab.actions.create("judge", model="sim:judge",
-                       prompt="Score 0-100.\n\nQuestion:\n{{input}}\n\nAnswer:\n{{output}}\n\nReference:\n{{reference}}")
+                       prompt="Score 0-100.\n\nQuestion:\n{{input}}\n\nAnswer:\n{{output}}\n\n"
+                              "Reference:\n{{reference}}")
     conversations = [
         {"id": "refund", "messages": ["refund please", "how long"], "expected": ["refund", "long"]},
         "thanks",

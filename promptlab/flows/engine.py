@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..actions import Action, Call, Turn, error_fields
-from ..errors import ConfigError, InvalidInputError, NotFoundError
+from ..errors import ConfigError, InvalidInputError
 from ..store import new_guid, utcnow
 from . import ctx as _ctx
 from .behaviors import Behavior, BehaviorError
@@ -349,8 +349,9 @@ class TurnRun:
         """One logged chat completion (a generation row), through the lab's provider seam."""
         lab = self.lab
         provider_name, provider_model = lab.providers.parse(model)
-        action = Action(guid=None, name=f"{self.flow.name}/{behavior.name}/{label}", version=None,  # type: ignore[arg-type]
-                        version_guid=None, model=model)  # type: ignore[arg-type]
+        # Not a stored action: the generation row names the flow/behavior/prompt instead.
+        action = Action(guid=None, name=f"{self.flow.name}/{behavior.name}/{label}",  # type: ignore[arg-type]
+                        version=None, version_guid=None, model=model)  # type: ignore[arg-type]
         call = Call(guid=new_guid(), action=action, environment=None, input=self.message,
                     turn=Turn(system=[], history=[], new=list(messages)),
                     model=f"{provider_name}:{provider_model}", provider_name=provider_name,
@@ -492,11 +493,6 @@ class Flow:
         return Flow(self.name, list(self.behaviors.values()), start=self.start,
                     targets=list(self.targets.values()), lab=lab, max_steps=self.max_steps,
                     description=self.description)
-
-    def renamed(self, name: str) -> "Flow":
-        """The same behaviors under another name (e.g. to A/B two versions)."""
-        return Flow(name, list(self.behaviors.values()), start=self.start, targets=list(self.targets.values()),
-                    lab=self.lab, max_steps=self.max_steps, description=self.description)
 
     def edges(self) -> list[dict[str, str]]:
         """The graph's static transitions: ``{"from", "handler", "to"}`` for every changeLocation

@@ -376,6 +376,3 @@ def call_by_name(fn: Callable[..., Any], available: Mapping[str, Any], where: st
 def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
-
-def function_name(fn: Any) -> str:
-    return _name(fn)

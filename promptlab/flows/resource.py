@@ -144,11 +144,10 @@ class Flows:
 
         from .engine import TRACE_COLUMNS
 
-        for row in self._lab.store.list_flow_turns():
-            if row["guid"] == guid:
-                return pd.DataFrame([{c: e.get(c) for c in TRACE_COLUMNS} for e in row["trace"]],
-                                    columns=TRACE_COLUMNS)
-        raise NotFoundError("flow turn", guid)
+        row = self._lab.store.get_flow_turn(guid)
+        if row is None:
+            raise NotFoundError("flow turn", guid)
+        return pd.DataFrame([{c: e.get(c) for c in TRACE_COLUMNS} for e in row["trace"]], columns=TRACE_COLUMNS)
 
     def conversations(self, flow: str | None = None) -> "pd.DataFrame":
         """Persisted conversation state: flow, conversation, location, turns, session, fields."""
@@ -246,7 +245,8 @@ class Flows:
                 row: dict[str, Any] = {"conversation": conv["id"], "turn": n, "message": message}
                 for v in ("a", "b"):
                     turn = by_job[(i, v)][n - 1]
-                    row[f"answer_{v}"], row[f"guid_{v}"], row[f"error_{v}"] = turn["answer"], turn["guid"], turn["error"]
+                    row[f"answer_{v}"], row[f"guid_{v}"] = turn["answer"], turn["guid"]
+                    row[f"error_{v}"] = turn["error"]
                 for name in names:
                     for v in ("a", "b"):
                         turn = by_job[(i, v)][n - 1]

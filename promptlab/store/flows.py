@@ -111,6 +111,10 @@ class FlowSQL:
         with self.read() as conn:
             return [as_dict(r) for r in conn.execute(query)]
 
+    def get_flow_turn(self, guid: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            return as_dict(conn.execute(sa.select(flow_turns).where(flow_turns.c.guid == guid)).first())
+
     def list_flow_turns(self, flow: str | None = None, conversation: str | None = None,
                         limit: int | None = None) -> list[dict[str, Any]]:
         c = flow_turns.c
