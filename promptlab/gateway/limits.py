@@ -3,6 +3,9 @@
 A declared ``Content-Length`` over the limit is refused before reading anything; a chunked body
 is counted as it arrives and refused as soon as it passes the limit. The (small) accepted body is
 then replayed to the app, and later ``receive()`` calls go to the server so disconnects are seen.
+
+Not Starlette's ``RequestBodyLimitMiddleware`` (``FastAPI(max_body_size=)``): it answers a declared
+oversize body in plain text, and this API promises a JSON error body on every 4xx.
 """
 
 from __future__ import annotations
