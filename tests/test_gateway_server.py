@@ -160,8 +160,19 @@ def test_the_seeds_curl_examples_work_against_promptlab_serve(tmp_path):
 
         status, refused = run_curl(adapt(SEED_RUN, base, token[:-2] + "xx"))
         assert status == 401 and refused["error"]["type"] == "unauthorized"
+
+        # Streaming through a real server: server-sent events, the last one the whole response.
+        with httpx2.stream("POST", f"{base}/v1/actions/", headers={"Authorization": f"Bearer {token}"},
+                           json={"action": SEED_ACTION, "input": "Stream a sentence.", "streaming": True},
+                           timeout=60) as streamed:
+            assert streamed.headers["content-type"].startswith("text/event-stream")
+            blocks = "".join(streamed.iter_text()).strip().split("\n\n")
+        names = [b.split("\n")[0].removeprefix("event: ") for b in blocks]
+        done = json.loads(blocks[-1].split("\n")[1].removeprefix("data: "))
+        assert names[0] == "start" and names[-1] == "done" and "delta" in names
+        assert done["streaming"] is True and "Stream a sentence." in done["msg"]
     with pl.Lab(db) as lab:
-        assert lab.store.count_generations() == 2
+        assert lab.store.count_generations() == 3
         [stored] = lab.feedback.list(run["guid"])
         assert stored.rating == "Positive" and stored.correction.startswith("Machine Learning, a category")
         sent = lab.generations.get(image["guid"]).messages
@@ -169,6 +180,18 @@ def test_the_seeds_curl_examples_work_against_promptlab_serve(tmp_path):
     served = log.read_text()
     assert '"POST /v1/actions/ HTTP/1.1" 200' in served  # the access log is on...
     assert token.rsplit("_", 1)[1] not in served and "Bearer" not in served  # ...and never shows a key
+
+
+def test_serve_refuses_bad_options_before_starting(tmp_path):
+    from typer.testing import CliRunner
+
+    from promptlab.cli import app as cli
+
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["serve", "--db", str(tmp_path / "no" / "such" / "dir.db")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    bad_url = runner.invoke(cli, ["serve", "--db", str(tmp_path / "ok.db"), "--public-url", "gw.example.com"])
+    assert bad_url.exit_code == 2 and "--public-url must be an http(s) URL" in bad_url.output
 
 
 LOAD_RUNS = 2000
