@@ -72,7 +72,10 @@ def test_run_request_merges_user_ids_and_drops_the_empty_input_of_the_multimodal
     ({}, "'action' is required"),
     ({"action": "a", "experiment": "e", "environment": "Preview"}, "cannot be combined with experiment"),
     ({"action": "a", "input": ["x"]}, "must be a string or an object of variables, not list"),
-    ({"action": "a", "messages": [{"role": "user", "content": [1]}]}, "list of content-part objects"),
+    ({"action": "a", "messages": [{"role": "user", "content": [1]}]}, "content.list"),
+    ({"action": "a", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/etc/x.png"}}]}]},
+     "not an http"),
+    ({"action": "a", "messages": [{"role": "user", "content": [{"type": "audio", "data": "x"}]}]}, "does not match any of the expected tags"),
     ({"action": "a", "messages": [{"role": "user", "content": "x", "files": ["/etc/passwd"]}]}, "not an http"),
     ({"action": "a", "version": 0}, "greater than or equal to 1"),
     ({"action": "a", "cache": "maybe"}, "valid boolean"),
@@ -102,3 +105,12 @@ def test_session_request_bounds():
         SessionRequest(memory_window=-1)
     with pytest.raises(ValidationError, match="at most 300 characters"):
         SessionRequest(ext_user_id="x" * 301)
+
+
+def test_content_parts_pass_through_as_openai_parts():
+    body = RunActionRequest(action="a", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://x.test/i.png", "detail": "low"}}]}])
+    assert body.lab_messages()[0]["content"] == [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://x.test/i.png", "detail": "low"}}]

@@ -343,18 +343,36 @@ def _error(status: int, kind: str, message: str, headers: Mapping[str, str] | No
                         headers=dict(headers) if headers else None)
 
 
+_UNION_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
+def _clean_loc(loc) -> tuple:
+    # pydantic names the union member it tried ("str", "list[tagged-union[...]]"): not a place.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+
+
 def validation_message(errors: list[Mapping[str, Any]]) -> str:
-    """One readable line from pydantic/FastAPI errors: ``body.input: Input should be ...; ...``."""
-    parts = []
-    for err in errors[:10]:
-        where = ".".join(str(p) for p in err.get("loc", ()))
+    """One readable line from pydantic/FastAPI errors: ``body.input: Input should be ...; ...``.
+
+    For a union, a member's "wrong type" error is dropped when another member got further.
+    """
+    located = [(_clean_loc(err.get("loc", ())), err) for err in errors]
+    parts: list[str] = []
+    for loc, err in located:
+        if str(err.get("type", "")).endswith("_type") and any(
+                other is not err and len(other_loc) >= len(loc) and other_loc[:len(loc)] == loc
+                and not str(other.get("type", "")).endswith("_type") for other_loc, other in located):
+            continue
+        where = ".".join(str(p) for p in loc)
         message = str(err.get("msg", "invalid"))
         for prefix in ("Value error, ", "Assertion failed, "):
             if message.startswith(prefix):
                 message = message[len(prefix):]
-        parts.append(f"{where}: {message}" if where and not message.startswith(where) else message)
-    if len(errors) > 10:
-        parts.append(f"... and {len(errors) - 10} more")
+        line = f"{where}: {message}" if where and not message.startswith(where) else message
+        if line not in parts:
+            parts.append(line)
+    if len(parts) > 10:
+        parts = parts[:10] + [f"... and {len(parts) - 10} more"]
     return "; ".join(parts)
 
 

@@ -110,19 +110,44 @@ class _WithUser(_Request):
         return self.ext_user_id or self.extUserId
 
 
+class TextPart(_Request):
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(_Request):
+    url: str = Field(min_length=1, description="An http(s) URL or a data:image/ URL.")
+    detail: Literal["low", "high", "auto"] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _image_url(cls, value):
+        if not value.strip()[:11].lower().startswith(("http://", "https://", "data:image/")):
+            raise ValueError(f"{value[:60]!r} is not an http(s) URL or a data:image/ URL")
+        return value.strip()
+
+
+class ImagePart(_Request):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
 class Message(_Request):
     """A chat message sent after the action's rendered prompt; ``files`` attach images to it."""
 
     role: Literal["system", "user", "assistant"]
-    content: str | list[dict[str, Any]] = Field("", description="Text, or OpenAI content parts.")
+    content: str | list[ContentPart] = Field("", description="Text, or OpenAI content parts (text, image_url).")
     files: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None, max_length=MAX_FILES, description="Images: http(s) URLs, data:image/ URLs or base64 image data.")
 
     @field_validator("content", mode="before")
     @classmethod
     def _text_or_parts(cls, value):
-        if not isinstance(value, (str, list)) or (isinstance(value, list) and not all(isinstance(p, dict) for p in value)):
-            raise ValueError("must be a string or a list of content-part objects")
+        if not isinstance(value, (str, list)):
+            raise ValueError("must be a string or a list of content parts")
         return value
 
     @field_validator("files")
@@ -133,7 +158,9 @@ class Message(_Request):
         return value
 
     def to_lab(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        content = self.content if isinstance(self.content, str) else \
+            [part.model_dump(exclude_none=True) for part in self.content]
+        message: dict[str, Any] = {"role": self.role, "content": content}
         if self.files:
             message["files"] = [file_part(f) for f in self.files]
         return message
