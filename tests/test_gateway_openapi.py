@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from promptlab.gateway import create_app
 from promptlab.gateway.keys import ApiKeys
 
-EXAMPLES = 20
+EXAMPLES = 50
 # Schema-valid requests may still be refused by the data: an action whose template needs a variable
 # the request lacks is 422 by design. Every other check (server errors, status codes, content types,
 # response schemas, negative data rejected, auth honoured) stays on.
