@@ -2,7 +2,13 @@
 
 Handlers that only touch the store are plain ``def`` (FastAPI runs them in its thread pool);
 handlers that call a model are ``async`` and use the Lab's async twins, so a slow provider never
-blocks the server. Every generation and feedback row is committed before its response is sent.
+blocks the server. Every generation and feedback row is committed before its response is sent:
+a plain run answers after its row is final; ``async_mode`` answers 202 once the pending row exists;
+``streaming`` starts its events after the pending row exists and sends ``done`` after the final one.
+
+Errors are JSON ``{"error": {"type", "message"}}``: 401/403 for keys, 404 unknown names, 413 too
+large, 422 invalid requests (the message names the field or the missing template variable), 502
+provider failures (504 timeouts) with promptlab's message, 500 only for bugs.
 """
 
 from __future__ import annotations
