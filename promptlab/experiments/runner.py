@@ -19,6 +19,7 @@ What it gets right, because users of other tools complain about exactly these:
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import math
 import random
@@ -134,28 +135,40 @@ class AdaptiveLimiter:
         self._cooldown = cooldown
         self._clock = clock
         self._last_cut = -math.inf
-        self._cond = asyncio.Condition()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def slots(self) -> int:
+        return max(1, int(self.limit))
 
     async def acquire(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_use < max(1, int(self.limit)))
-            self.in_use += 1
+        while self.in_use >= self.slots:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
+        self.in_use += 1
 
-    async def release(self) -> None:
-        async with self._cond:
-            self.in_use -= 1
-            self._cond.notify(1)  # one freed slot wakes one waiter, not all of them
+    def release(self) -> None:
+        self.in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.slots - self.in_use
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     def on_success(self) -> None:
         if self.limit < self.maximum:
-            before = int(self.limit)
             self.limit = min(self.maximum, self.limit + 1.0 / max(1.0, self.limit))
-            if int(self.limit) > before:
-                asyncio.ensure_future(self._wake_one())
-
-    async def _wake_one(self) -> None:
-        async with self._cond:
-            self._cond.notify(1)
+            self._wake()
 
     def on_rate_limited(self) -> None:
         now = self._clock()
@@ -373,7 +386,7 @@ class Runner:
                         "server is running and the provider's base_url.", provider=exc.provider)
             raise
         finally:
-            await self.limiter.release()
+            self.limiter.release()
         self.limiter.on_success()
         return result
 
