@@ -16,17 +16,18 @@ Offline: every dataset row through every variant, with evaluators and statistics
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..generations import Generation
 from . import evaluators
-from .runner import Runner, RunStats, cells_to_run, plan_cells, split_row, validate_shard
+from .runner import Cell, Runner, RunStats, cells_to_run, plan_cells, split_row, validate_shard
 from .summary import ExperimentRun
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,25 +110,35 @@ def _variant_specs(action_a: str | None, action_b: str | None, split: float,
     return specs
 
 
-def load_rows(lab: "Lab", dataset: Any) -> list[dict[str, Any]]:
-    """A dataset (DataFrame, list of dicts, or a JSONL/CSV/Parquet path) as [{input, expected}]."""
+def iter_rows(lab: "Lab", dataset: Any) -> Iterator[dict[str, Any]]:
+    """A dataset (DataFrame, list of dicts, or a JSONL/CSV/Parquet path) as {input, expected}
+    rows, one at a time, so a large dataset is never copied whole."""
     if isinstance(dataset, (str, os.PathLike)):
         loaded = lab.data.import_dataset(dataset)
-        records = getattr(loaded, "rows", loaded)
+        records: Iterable[Any] = getattr(loaded, "rows", loaded)
     elif hasattr(dataset, "to_dict") and hasattr(dataset, "columns"):
-        records = dataset.to_dict("records")
+        records = (row._asdict() for row in dataset.itertuples(index=False)) if _plain_columns(dataset) \
+            else dataset.to_dict("records")
     elif isinstance(dataset, Iterable) and not isinstance(dataset, (str, bytes, Mapping)):
-        records = list(dataset)
+        records = dataset
     else:
         raise InvalidInputError(f"a dataset is a DataFrame, a list of dicts or a file path, "
                                 f"not {type(dataset).__name__}")
-    rows = []
     for number, record in enumerate(records, start=1):
         if not isinstance(record, Mapping):
             raise InvalidInputError(f"dataset rows must be dicts, got {type(record).__name__}", row=number)
         clean = {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
         inputs, expected = split_row(clean)
-        rows.append({"input": inputs, "expected": expected})
+        yield {"input": inputs, "expected": expected}
+
+
+def _plain_columns(frame: Any) -> bool:
+    return all(isinstance(c, str) and c.isidentifier() for c in frame.columns)
+
+
+def load_rows(lab: "Lab", dataset: Any) -> list[dict[str, Any]]:
+    """``iter_rows`` as a list; an empty dataset is an error."""
+    rows = list(iter_rows(lab, dataset))
     if not rows:
         raise InvalidInputError("the dataset has no rows")
     return rows
@@ -213,7 +224,10 @@ class Experiments:
         exp = self.get(experiment)
         if not isinstance(repeats, int) or repeats < 1:
             raise ConfigError("repeats must be a positive integer")
-        rows = load_rows(self._lab, dataset)
+        rows = iter_rows(self._lab, dataset)
+        first = next(rows, None)
+        if first is None:
+            raise InvalidInputError("the dataset has no rows")
         pinned = {}
         for v in exp.variants:
             # Offline, a variant without an environment tries the action's newest version: the
@@ -226,7 +240,7 @@ class Experiments:
             dataset_name = os.path.basename(os.fspath(dataset))
         config = {"variants": pinned, "labels": exp.labels, "dataset": dataset_name,
                   "evaluators": [evaluators_name(e) for e in evaluators]}
-        run = self._lab.store.create_run(exp.guid, len(rows), repeats, config, rows)
+        run = self._lab.store.create_run(exp.guid, repeats, config, itertools.chain([first], rows))
         return ExperimentRun(self._lab, run["guid"])
 
     def run(self, experiment: str | Experiment, dataset: Any = None, repeats: int = 1, *,
@@ -269,23 +283,21 @@ class Experiments:
             run = ExperimentRun(self._lab, resume.guid if isinstance(resume, ExperimentRun) else resume)
             if run.experiment_guid != exp.guid:
                 raise ConfigError(f"run {run.guid} belongs to another experiment")
-            if dataset is not None and len(load_rows(self._lab, dataset)) != run.n_rows:
+            if dataset is not None and sum(1 for _ in iter_rows(self._lab, dataset)) != run.n_rows:
                 raise ConfigError(f"the dataset has a different number of rows than run {run.guid} "
                                   f"({run.n_rows}); resume with the same dataset or none")
         record = self._lab.store.get_run(run.guid)
-        rows = self._lab.store.run_rows(run.guid)
         variants = {label: self._lab.actions.get(spec["action_guid"], version=spec["version"])
                     for label, spec in record["config"]["variants"].items()}
         labels = record["config"]["labels"]
-        statuses = self._lab.store.cell_statuses(run.guid) if resume is not None else {}
-        todo = list(cells_to_run(plan_cells(record["n_rows"], labels, record["repeats"], shard),
-                                 statuses, resume is not None, retry_errors))
-        runner = Runner(self._lab, record, {"guid": exp.guid, "name": exp.name}, variants, rows,
+        plan = _CellPlan(self._lab.store, run.guid, record["n_rows"], labels, record["repeats"], shard,
+                         resume is not None, retry_errors)
+        runner = Runner(self._lab, record, {"guid": exp.guid, "name": exp.name}, variants,
                         concurrency=concurrency, rate_limit=rate_limit, evaluators=evaluators_, cache=cache,
                         streaming=streaming, max_attempts=max_attempts, progress=progress)
         self._lab.store.update_run(run.guid, status="running")
         try:
-            stats = await runner.execute(iter(todo), len(todo))
+            stats = await runner.execute(plan.cells_with_rows(), plan.count())
         except BaseException:
             self._lab.store.update_run(run.guid, status="failed", stats=runner.stats.as_dict())
             raise
@@ -300,6 +312,32 @@ class Experiments:
     def runs(self, experiment: str | Experiment | None = None) -> list[ExperimentRun]:
         guid = self.get(experiment).guid if experiment is not None else None
         return [ExperimentRun(self._lab, r["guid"]) for r in self._lab.store.list_runs(guid)]
+
+
+class _CellPlan:
+    """The cells a run still has to do, streamed from the store a batch of rows at a time, so
+    memory does not grow with the dataset."""
+
+    def __init__(self, store: Any, run_guid: str, n_rows: int, labels: Sequence[str], repeats: int,
+                 shard: tuple[int, int] | None, resume: bool, retry_errors: bool, batch: int = 1000):
+        self.store, self.run_guid, self.n_rows = store, run_guid, n_rows
+        self.labels, self.repeats, self.shard = labels, repeats, shard
+        self.resume, self.retry_errors, self.batch = resume, retry_errors, batch
+
+    def _cells(self, first: int, last: int) -> Iterator[Cell]:
+        statuses = self.store.cell_statuses(self.run_guid, first, last) if self.resume else {}
+        return cells_to_run(plan_cells(range(first, last + 1), self.labels, self.repeats, self.shard),
+                            statuses, self.resume, self.retry_errors)
+
+    def count(self) -> int:
+        return sum(sum(1 for _ in self._cells(first, min(first + self.batch, self.n_rows) - 1))
+                   for first in range(0, self.n_rows, self.batch))
+
+    def cells_with_rows(self) -> Iterator[tuple[Cell, Mapping[str, Any]]]:
+        for rows in self.store.iter_run_rows(self.run_guid, self.batch):
+            by_index = {row["row_index"]: row for row in rows}
+            for cell in self._cells(rows[0]["row_index"], rows[-1]["row_index"]):
+                yield cell, by_index[cell.row_index]
 
 
 def evaluators_name(fn: Any) -> str:

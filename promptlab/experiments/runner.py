@@ -25,7 +25,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import tenacity
 
@@ -94,10 +94,11 @@ def validate_shard(shard: Any) -> tuple[int, int] | None:
     return k, n
 
 
-def plan_cells(n_rows: int, labels: Sequence[str], repeats: int,
+def plan_cells(rows: int | Iterable[int], labels: Sequence[str], repeats: int,
                shard: tuple[int, int] | None = None) -> Iterator[Cell]:
-    """Cells in row order (so both variants of a row finish close together), lazily."""
-    for row_index in range(n_rows):
+    """Cells in row order (so both variants of a row finish close together), lazily.
+    ``rows``: the number of rows, or the row indices to plan."""
+    for row_index in (range(rows) if isinstance(rows, int) else rows):
         for repeat in range(repeats):
             for label in labels:
                 cell = Cell(row_index, label, repeat)
@@ -223,7 +224,7 @@ class Runner:
     """Runs the cells of one experiment run. Lives on promptlab's event loop."""
 
     def __init__(self, lab: "Lab", run: Mapping[str, Any], experiment: Mapping[str, Any],
-                 variants: Mapping[str, Action], rows: Sequence[Mapping[str, Any]], *,
+                 variants: Mapping[str, Action], *,
                  concurrency: int = 16, rate_limit: Mapping[str, Any] | None = None,
                  evaluators: Sequence[Any] = (), cache: bool = False, streaming: bool = False,
                  max_attempts: int = 6, progress: bool = True, flush_every: int = 64,
@@ -234,7 +235,6 @@ class Runner:
         self.run = run
         self.experiment = experiment
         self.variants = variants
-        self.rows = rows
         self.plain_evaluators, self.judges = split_evaluators(list(evaluators))
         self.cache = cache
         self.streaming = streaming
@@ -255,17 +255,18 @@ class Runner:
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def execute(self, cells: Iterator[Cell], total: int) -> RunStats:
+    async def execute(self, cells: Iterator[tuple[Cell, Mapping[str, Any]]], total: int) -> RunStats:
+        """Run (cell, dataset row) pairs from a shared iterator with ``concurrency`` workers."""
         started = time.perf_counter()
         bar = _progress_bar(total, self.experiment["name"], self.progress)
         flusher = asyncio.ensure_future(self._flush_periodically())
         iterator = iter(cells)
 
         async def worker() -> None:
-            for cell in iterator:  # shared iterator: each cell is taken by exactly one worker
+            for cell, row in iterator:  # shared iterator: each cell is taken by exactly one worker
                 if self._abort is not None:
                     return
-                await self._run_cell(cell)
+                await self._run_cell(cell, row)
                 bar.update(1)
 
         try:
@@ -305,8 +306,7 @@ class Runner:
 
     # -- one cell -------------------------------------------------------------------------
 
-    async def _run_cell(self, cell: Cell) -> None:
-        row = self.rows[cell.row_index]
+    async def _run_cell(self, cell: Cell, row: Mapping[str, Any]) -> None:
         action = self.variants[cell.variant]
         self.stats.cells += 1
         metadata = {"row_index": cell.row_index}

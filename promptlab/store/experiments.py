@@ -8,7 +8,7 @@ its latest result; the generations themselves carry ``run_guid``/``variant``/``r
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -113,21 +113,27 @@ class ExperimentSQL:
 
     # runs ------------------------------------------------------------------------------
 
-    def create_run(self, experiment_guid: str, n_rows: int, repeats: int, config: Mapping[str, Any],
+    def create_run(self, experiment_guid: str, repeats: int, config: Mapping[str, Any],
                    rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Record a run and its dataset rows (consumed in batches, in one transaction: a bad row
+        part-way through leaves no run behind)."""
         guid = new_guid()
+        n_rows = 0
         with self.write() as conn:
-            conn.execute(runs.insert().values(guid=guid, experiment_guid=experiment_guid, status="running",
-                                              n_rows=n_rows, repeats=repeats, config=dict(config),
+            conn.execute(runs.insert().values(guid=guid, experiment_guid=experiment_guid, status="created",
+                                              n_rows=0, repeats=repeats, config=dict(config),
                                               created_at=utcnow()))
             batch: list[dict[str, Any]] = []
-            for i, row in enumerate(rows):
-                batch.append(dict(run_guid=guid, row_index=i, input=row["input"], expected=row.get("expected")))
+            for row in rows:
+                batch.append(dict(run_guid=guid, row_index=n_rows, input=row["input"],
+                                  expected=row.get("expected")))
+                n_rows += 1
                 if len(batch) >= 5000:
                     conn.execute(run_rows.insert(), batch)
                     batch = []
             if batch:
                 conn.execute(run_rows.insert(), batch)
+            conn.execute(runs.update().where(runs.c.guid == guid).values(n_rows=n_rows))
         return self.get_run(guid)
 
     def get_run(self, guid: str) -> dict[str, Any] | None:
@@ -150,12 +156,29 @@ class ExperimentSQL:
             return [as_dict(r) for r in conn.execute(
                 sa.select(run_rows).where(run_rows.c.run_guid == run_guid).order_by(run_rows.c.row_index))]
 
-    def cell_statuses(self, run_guid: str) -> dict[str, str]:
-        """cell_key -> status of every cell recorded so far."""
+    def iter_run_rows(self, run_guid: str, batch: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """A run's dataset rows in order, ``batch`` at a time (keyset pagination)."""
+        after = -1
+        while True:
+            with self.read() as conn:
+                rows = [as_dict(r) for r in conn.execute(
+                    sa.select(run_rows).where(run_rows.c.run_guid == run_guid, run_rows.c.row_index > after)
+                    .order_by(run_rows.c.row_index).limit(batch))]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["row_index"]
+
+    def cell_statuses(self, run_guid: str, first_row: int | None = None,
+                      last_row: int | None = None) -> dict[str, str]:
+        """cell_key -> status of the cells recorded so far (of rows first_row..last_row)."""
+        query = sa.select(run_cells.c.cell_key, run_cells.c.status).where(run_cells.c.run_guid == run_guid)
+        if first_row is not None:
+            query = query.where(run_cells.c.row_index >= first_row)
+        if last_row is not None:
+            query = query.where(run_cells.c.row_index <= last_row)
         with self.read() as conn:
-            rows = conn.execute(sa.select(run_cells.c.cell_key, run_cells.c.status)
-                                .where(run_cells.c.run_guid == run_guid))
-            return {r.cell_key: r.status for r in rows}
+            return {r.cell_key: r.status for r in conn.execute(query)}
 
     def record_cells(self, generations: Sequence[Mapping[str, Any]], cells: Sequence[Mapping[str, Any]],
                      scores: Sequence[Mapping[str, Any]] = ()) -> None:
