@@ -401,28 +401,29 @@ class Actions:
         ``version``: a number or ``"latest"``; otherwise the version deployed to ``environment``
         (Production by default). A version GUID pins its own version.
         """
-        row = self._lab.store.find_action(action)
-        if row is None:
-            names = [a["name"] for a in self._lab.store.list_actions()]
-            raise NotFoundError("action", action, f"known actions: {names}" if names else "no actions yet")
-        deployments = self._lab.store.deployments(row["guid"])
-        if row.get("pinned_version") is not None and version is None and environment is None:
-            version = row["pinned_version"]
-        if version == "latest":
-            number = None
-        elif version is not None:
-            number = int(version)
-        else:
+        def pick(row: Mapping[str, Any], deployments: Mapping[str, int]) -> int | None:
+            wanted = version
+            if row.get("pinned_version") is not None and wanted is None and environment is None:
+                wanted = row["pinned_version"]
+            if wanted == "latest":
+                return None
+            if wanted is not None:
+                return int(wanted)
             env = normalize_environment(environment)
             if env not in deployments:
                 raise NotFoundError(
                     "deployment", f"{row['name']}@{env}",
                     f"deployed to: {sorted(deployments) or 'nothing'}; "
                     f"use lab.actions.deploy({row['name']!r}, version=..., environment={env!r})")
-            number = deployments[env]
-        version_row = self._lab.store.get_version(row["guid"], number)
+            return deployments[env]
+
+        found = self._lab.store.resolve_action(action, pick)
+        if found is None:
+            names = [a["name"] for a in self._lab.store.list_actions()]
+            raise NotFoundError("action", action, f"known actions: {names}" if names else "no actions yet")
+        row, deployments, version_row = found
         if version_row is None:
-            raise NotFoundError("version", f"{row['name']} v{number}")
+            raise NotFoundError("version", f"{row['name']} v{version}")
         return _action_from_rows(row, version_row, deployments)
 
     def versions(self, action: str) -> list[Action]:

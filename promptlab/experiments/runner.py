@@ -241,6 +241,7 @@ class Runner:
         self.max_attempts = max_attempts
         self.progress = progress
         self.flush_every = flush_every
+        self.max_buffered = 4 * flush_every
         self.flush_seconds = flush_seconds
         self.fail_fast_after = fail_fast_after
         self.limiter = AdaptiveLimiter(concurrency)
@@ -268,6 +269,10 @@ class Runner:
                     return
                 await self._run_cell(cell, row)
                 bar.update(1)
+                if len(self._buffer) >= self.max_buffered:
+                    # Backpressure: when the store falls behind, workers wait for it rather
+                    # than piling results up in memory.
+                    await self._flush()
 
         try:
             await asyncio.gather(*(worker() for _ in range(self.limiter.maximum)))

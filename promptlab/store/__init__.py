@@ -151,28 +151,48 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
     def find_action(self, key: str) -> dict[str, Any] | None:
         """An action by name or GUID, or by one of its version GUIDs (then with ``pinned_version``)."""
         with self.read() as conn:
-            row = as_dict(conn.execute(sa.select(t.actions).where(
-                sa.or_(t.actions.c.name == key, t.actions.c.guid == key))).first())
-            if row is not None:
-                return row
-            version = conn.execute(sa.select(t.action_versions.c.action_guid, t.action_versions.c.version)
-                                   .where(t.action_versions.c.guid == key)).first()
-            if version is None:
-                return None
-            row = as_dict(conn.execute(sa.select(t.actions).where(
-                t.actions.c.guid == version.action_guid)).first())
-            row["pinned_version"] = version.version
+            return self._find_action(conn, key)
+
+    def _find_action(self, conn: sa.Connection, key: str) -> dict[str, Any] | None:
+        row = as_dict(conn.execute(sa.select(t.actions).where(
+            sa.or_(t.actions.c.name == key, t.actions.c.guid == key))).first())
+        if row is not None:
             return row
+        version = conn.execute(sa.select(t.action_versions.c.action_guid, t.action_versions.c.version)
+                               .where(t.action_versions.c.guid == key)).first()
+        if version is None:
+            return None
+        row = as_dict(conn.execute(sa.select(t.actions).where(t.actions.c.guid == version.action_guid)).first())
+        row["pinned_version"] = version.version
+        return row
+
+    def resolve_action(self, key: str, pick: Any) -> tuple[dict, dict[str, int], dict | None] | None:
+        """An action, its deployments and one version, read in one transaction (one round of
+        connection checkout, which matters on a busy gateway).
+
+        ``pick(action_row, deployments)`` chooses the version number (None: the newest) and may
+        raise. Returns None when there is no such action.
+        """
+        with self.read() as conn:
+            row = self._find_action(conn, key)
+            if row is None:
+                return None
+            deployments = self._deployments(conn, row["guid"])
+            number = pick(row, deployments)
+            return row, deployments, self._version(conn, row["guid"], number)
 
     def get_version(self, action_guid: str, version: int | None = None) -> dict[str, Any] | None:
         """One version of an action; the newest when ``version`` is None."""
+        with self.read() as conn:
+            return self._version(conn, action_guid, version)
+
+    def _version(self, conn: sa.Connection, action_guid: str, version: int | None) -> dict[str, Any] | None:
         query = sa.select(t.action_versions).where(t.action_versions.c.action_guid == action_guid)
         if version is None:
             query = query.order_by(t.action_versions.c.version.desc()).limit(1)
         else:
             query = query.where(t.action_versions.c.version == version)
-        with self.read() as conn:
-            return as_dict(conn.execute(query).first())
+        return as_dict(conn.execute(query).first())
 
     def list_versions(self, action_guid: str) -> list[dict[str, Any]]:
         with self.read() as conn:
@@ -199,9 +219,12 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
 
     def deployments(self, action_guid: str) -> dict[str, int]:
         with self.read() as conn:
-            rows = conn.execute(sa.select(t.deployments.c.environment, t.deployments.c.version)
-                                .where(t.deployments.c.action_guid == action_guid))
-            return {r.environment: r.version for r in rows}
+            return self._deployments(conn, action_guid)
+
+    def _deployments(self, conn: sa.Connection, action_guid: str) -> dict[str, int]:
+        rows = conn.execute(sa.select(t.deployments.c.environment, t.deployments.c.version)
+                            .where(t.deployments.c.action_guid == action_guid))
+        return {r.environment: r.version for r in rows}
 
     # -- generations --------------------------------------------------------------------
 
