@@ -9,6 +9,7 @@
 __version__ = "0.1.0"
 
 from .actions import Action
+from . import errors
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -79,20 +80,5 @@ __all__ = [
     "write_report",
     "format_search_results",
     "Flow",
-    "PromptlabError",
-    "TemplateError",
-    "MissingVariablesError",
-    "TemplateSyntaxError",
-    "SandboxViolationError",
-    "ConfigError",
-    "InvalidInputError",
-    "NotFoundError",
-    "StoreError",
-    "ProviderError",
-    "ProviderConnectionError",
-    "ProviderTimeoutError",
-    "AuthenticationError",
-    "RateLimitError",
-    "ProviderServerError",
-    "ProviderRequestError",
+    *errors.__all__,
 ]

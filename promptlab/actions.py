@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._files import read_yaml_mapping, validation_problems
 from .errors import (
     ConfigError,
     InvalidInputError,
@@ -148,10 +149,7 @@ class ActionSpec(BaseModel):
 
 
 def _spec_error(source: str, exc: ValidationError) -> ConfigError:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-    )
-    return ConfigError(f"invalid action {source}: {problems}")
+    return ConfigError(f"invalid action {source}: {validation_problems(exc)}")
 
 
 def validate_version_fields(fields_: Mapping[str, Any], source: str = "arguments") -> dict[str, Any]:
@@ -439,15 +437,7 @@ class Actions:
 
     def load(self, path: str | os.PathLike) -> Action:
         """Create or update an action from a YAML action file (validated)."""
-        try:
-            with open(path) as handle:
-                data = yaml.safe_load(handle)
-        except OSError as exc:
-            raise ConfigError(f"cannot read action file {os.fspath(path)!r}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"action file {os.fspath(path)!r} is not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"action file {os.fspath(path)!r} must be a mapping of fields")
+        data = read_yaml_mapping(path, "action file")
         try:
             spec = ActionSpec(**data)
         except ValidationError as exc:
@@ -547,8 +537,10 @@ class Actions:
         self._lab.store.insert_generation(call.row())
         generation = self._generation(call, status="pending", msg=None if async_mode else "")
         generation.stream = TokenStream() if call.streaming else None
+        # A streamed result is filled in as it completes; an async-mode one is a snapshot (its
+        # outcome is read back with lab.generations.get / wait).
         task = self._lab._loop.spawn(self.execute(call, stream=generation.stream, inserted=True,
-                                                  target=generation))
+                                                  target=generation if call.streaming else None))
         if async_mode:
             inflight = self._lab.generations._inflight
             inflight[call.guid] = task

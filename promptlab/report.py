@@ -27,6 +27,7 @@ import jinja2
 from markupsafe import Markup
 
 from . import charts
+from .charts import _num
 from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,16 +45,6 @@ _VARIANT_PREFIXES = ("output", "error", "latency_ms", "cost_usd", "tokens", "rat
 
 
 # -- formatting (pure) ------------------------------------------------------------------------
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
 
 
 def fmt_int(value: Any) -> str:

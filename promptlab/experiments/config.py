@@ -25,9 +25,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .._files import read_yaml_mapping, validation_problems
 from ..actions import ActionSpec
 from ..errors import ConfigError
 from . import evaluators as ev
@@ -99,20 +99,11 @@ def build_evaluator(spec: Any) -> Any:
 def load_experiment_file(path: str | os.PathLike) -> tuple[ExperimentFile, Path]:
     """Parse and validate an experiment file; returns it and its folder."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read experiment file {str(path)!r}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"experiment file {str(path)!r} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"experiment file {str(path)!r} must be a mapping")
+    data = read_yaml_mapping(path, "experiment file")
     try:
         spec = ExperimentFile(**data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-                             for e in exc.errors())
-        raise ConfigError(f"invalid experiment file {str(path)!r}: {problems}") from None
+        raise ConfigError(f"invalid experiment file {str(path)!r}: {validation_problems(exc)}") from None
     return spec, path.parent
 
 
