@@ -44,6 +44,17 @@ def _print_run(run, title: str | None = None) -> None:
         typer.echo(f"  {run.significance(metric=metric)}")
 
 
+def _print_generation(generation) -> None:
+    """One row of the generation log, as every call leaves it."""
+    typer.echo("\nOne row of the generation log:")
+    fields = ("guid", "action", "action_version", "environment", "variant", "model", "status", "cached",
+              "usage", "latency_ms", "cost_usd", "created_at")
+    for name in fields:
+        typer.echo(f"  {name:15s} {getattr(generation, name)}")
+    typer.echo(f"  {'input':15s} {generation.input}")
+    typer.echo(f"  {'msg':15s} {generation.msg}")
+
+
 _SUMMARY_FIXED = {"action", "n", "errors", "latency_p50_ms", "latency_p95_ms", "tokens", "cost_usd", "rated",
                   "positive_rate", "positive_ci_low", "positive_ci_high", "wins", "ties", "losses"}
 
@@ -120,6 +131,7 @@ def demo(
             typer.echo(f"store: {lab.store.safe_url}\nexperiment: {spec.name} -- {spec.description}")
             run = run_experiment_file(lab, file, progress=True)
             _print_run(run, spec.name)
+            _print_generation(lab.generations.get(run.cells().iloc[-1]["generation_guid"]))
             path = write_report(run, report)
     except PromptlabError as exc:
         _fail(exc)

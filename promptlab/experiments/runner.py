@@ -249,6 +249,7 @@ class Runner:
         self.stats = RunStats(concurrency_max=concurrency)
         self._buffer = _Buffer()
         self._full = asyncio.Event()
+        self._stopping = False
         self._flush_lock = asyncio.Lock()
         self._connect_failures = 0
         self._abort: ProviderConnectionError | None = None
@@ -277,11 +278,11 @@ class Runner:
         try:
             await asyncio.gather(*(worker() for _ in range(self.limiter.maximum)))
         finally:
-            flusher.cancel()
-            try:
-                await flusher
-            except asyncio.CancelledError:
-                pass
+            # Stopped by a flag, not cancel(): cancelling a task inside asyncio.wait_for can be
+            # lost on Python 3.11 when the wait completes at the same moment, hanging the run.
+            self._stopping = True
+            self._full.set()
+            await flusher
             await self._flush()
             bar.close()
             self.stats.seconds = time.perf_counter() - started
@@ -292,13 +293,14 @@ class Runner:
         return self.stats
 
     async def _flush_periodically(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._full.wait(), timeout=self.flush_seconds)
             except asyncio.TimeoutError:
                 pass
             self._full.clear()
-            await self._flush()
+            if not self._stopping:
+                await self._flush()
 
     async def _flush(self) -> None:
         """Write the buffered cells in a worker thread, one batch at a time, so the event loop
