@@ -24,7 +24,6 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lab: $(STAMP)
-	$(VENV)/bin/pip install -q jupyterlab
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
