@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -35,7 +35,7 @@ from .errors import (
     ProviderError,
 )
 from .generations import Generation, TokenStream, feedback_url
-from .providers.base import ChatRequest, Completion
+from .providers.base import ChatRequest, Completion, Usage
 from .providers.content import user_message
 from .store import new_guid, utcnow
 from .templates import ChatTemplate
@@ -595,7 +595,7 @@ class Actions:
             if hit is not None:
                 completion = Completion(
                     text=hit["output"], model=hit["model"] or call.provider_model,
-                    usage=_usage(hit["prompt_tokens"], hit["completion_tokens"]),
+                    usage=Usage(hit["prompt_tokens"] or 0, hit["completion_tokens"] or 0),
                     finish_reason=hit["finish_reason"], latency_ms=0.0, ttft_ms=0.0 if stream else None)
                 if stream is not None:
                     stream._push(completion.text)
@@ -623,12 +623,6 @@ class Actions:
         generation = Generation.from_row(row, self._lab.gateway_url)
         generation.feedback_url = feedback_url(self._lab.gateway_url, call.guid)
         return generation
-
-
-def _usage(prompt_tokens: int | None, completion_tokens: int | None):
-    from .providers.base import Usage
-
-    return Usage(prompt_tokens=prompt_tokens or 0, completion_tokens=completion_tokens or 0)
 
 
 def _version_row(clean: Mapping[str, Any]) -> dict[str, Any]:

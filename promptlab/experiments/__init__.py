@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..generations import Generation
+from ..store import utcnow
 from . import evaluators
 from .runner import Cell, Runner, RunStats, cells_to_run, plan_cells, split_row, validate_shard
 from .summary import ExperimentRun
@@ -303,7 +304,7 @@ class Experiments:
             raise
         complete = len(self._lab.store.cell_statuses(run.guid)) >= record["n_rows"] * record["repeats"] * len(labels)
         self._lab.store.update_run(run.guid, status="done" if complete else "partial", stats=stats.as_dict(),
-                                   finished_at=_now())
+                                   finished_at=utcnow())
         return ExperimentRun(self._lab, run.guid, stats=stats)
 
     def get_run(self, guid: str) -> ExperimentRun:
@@ -344,8 +345,4 @@ def evaluators_name(fn: Any) -> str:
     return evaluators.evaluator_name(fn) if not isinstance(fn, evaluators.LLMJudge) else fn.name
 
 
-def _now():
-    from ..store import utcnow
-
-    return utcnow()
 

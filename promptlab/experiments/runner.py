@@ -40,7 +40,7 @@ from ..errors import (
     ProviderTimeoutError,
     RateLimitError,
 )
-from ..store import utcnow
+from ..store import new_guid, utcnow
 from .evaluators import LLMJudge, Score, run_evaluators, split_evaluators
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -323,7 +323,7 @@ class Runner:
                 experiment=self.experiment["guid"], variant=cell.variant, run=self.run["guid"],
                 repeat=cell.repeat, metadata=metadata)
         except PromptlabError as exc:  # e.g. a row missing a template variable
-            failed = Call(guid=_guid(), action=action, environment=None, input=row["input"], turn=None,
+            failed = Call(guid=new_guid(), action=action, environment=None, input=row["input"], turn=None,
                           model=action.model, provider_name="", provider_model="", params=action.params,
                           experiment=self.experiment["guid"], variant=cell.variant, run=self.run["guid"],
                           repeat=cell.repeat, metadata=metadata)
@@ -481,12 +481,6 @@ def _progress_bar(total: int, name: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=name, unit="cell", disable=not enabled, smoothing=0.1)
-
-
-def _guid() -> str:
-    from ..store import new_guid
-
-    return new_guid()
 
 
 __all__ = ["Runner", "Cell", "plan_cells", "cells_to_run", "in_shard", "split_row", "AdaptiveLimiter",
