@@ -2,8 +2,8 @@
 
 A JupyterLab server on 127.0.0.1 (temporary config/runtime/settings folders) serves a copy of
 notebooks/06_compare_widget.ipynb whose store is ``$PROMPTLAB_DB``. The test runs every cell,
-clicks thumbs up on one row, "B better" on another, saves a correction on a third, and then
-checks the store (opened here, outside the kernel) and the charts drawn in the page.
+clicks thumbs up on one row, "B better" on another, saves a correction on a third, tags an
+issue, and then checks the store (opened here, outside the kernel) and the charts drawn in the page.
 
 The screenshot is written to ``out/browser/compare.png`` (the path is printed). Waits are
 bounded (Playwright timeouts); nothing is asserted on elapsed time.
@@ -160,7 +160,12 @@ def test_compare_widget_in_jupyterlab(jupyter):
             row2.locator(".pl-side-b .pl-correction textarea").fill(correction)
             row2.locator(".pl-side-b .pl-save-correction").click()
             expect(row2.locator(".pl-side-b .pl-save-correction")).to_contain_text("Saved")
+            # 4. an issue tag on row 2's A
+            row1.locator(".pl-side-a .pl-issue select").select_option("Too long")
+            expect(row1.locator(".pl-side-a .pl-issue")).to_have_class(_has("pl-selected"))
             expect(grid.locator(".pl-progress")).to_contain_text("rated 2/6")
+            expect(page.locator(".pl-playground")).to_be_visible()  # the notebook's last widget
+            expect(page.locator(".jp-OutputArea-output", has_text="Error displaying widget")).to_have_count(0)
 
             # the rendered prompt on demand, for the screenshot too
             row0.locator(".pl-show-prompt").click()
@@ -170,6 +175,16 @@ def test_compare_widget_in_jupyterlab(jupyter):
             grid.scroll_into_view_if_needed()
             page.screenshot(path=str(shot), full_page=True)
             grid.screenshot(path=str(OUT / "compare-grid.png"))
+            # the playground: fill the generated inputs, run both sides (streamed)
+            play = page.locator(".pl-playground")
+            play.locator(".pl-input-product textarea").fill("Nimbus Drive")
+            play.locator(".pl-input-customer_message textarea").fill(
+                "I was charged twice for my plan. Please refund one payment.")
+            play.locator(".pl-run").click()
+            for side in ("a", "b"):
+                expect(play.locator(f".pl-side-{side} .pl-output")).to_contain_text("Nimbus Drive")
+                expect(play.locator(f".pl-side-{side} .pl-meta")).to_contain_text("tokens")
+            play.screenshot(path=str(OUT / "playground.png"))
         except Exception:
             page.screenshot(path=str(OUT / "failure.png"), full_page=True)
             print("\nbrowser console:\n" + "\n".join(console[-60:]))
@@ -178,7 +193,7 @@ def test_compare_widget_in_jupyterlab(jupyter):
             raise
         finally:
             browser.close()
-    print(f"\nscreenshots: {shot} and {OUT / 'compare-grid.png'}")
+    print(f"\nscreenshots: {shot}, {OUT / 'compare-grid.png'}, {OUT / 'playground.png'}")
 
     assert legend == ["Positive", "Negative"]
 
@@ -192,7 +207,8 @@ def test_compare_widget_in_jupyterlab(jupyter):
         assert (preference.generation_a, preference.generation_b, preference.winner) == (
             cells[(1, "A")], cells[(1, "B")], "b")
         assert lab.feedback.latest(cells[(2, "B")])["correction"] == correction
-        assert len(lab.feedback.list()) == 2  # the rating and the correction, nothing else
+        assert lab.feedback.latest(cells[(1, "A")])["issue"] == "Too long"
+        assert len(lab.feedback.list()) == 3  # the rating, the correction and the tag: nothing else
         summary = run.summary()
         assert summary.loc["A", "rated"] == 1 and summary.loc["B", "wins"] == 1
 

@@ -6,7 +6,7 @@ kernel loses nothing. The views in ``compare.py`` / ``playground.py`` only wire 
 methods, and tests drive the methods directly::
 
     ctl = CompareController.from_actions(lab, "reply-concise", "reply-detailed", tickets)
-    ctl.run()                                  # or ctl.start() and ctl.refresh() as cells arrive
+    ctl.generate()                             # or ctl.start() and ctl.refresh() as cells arrive
     ctl.rate(0, "a", "Positive"); ctl.prefer(1, "b"); ctl.correct(2, "a", "Better answer")
     ctl.progress_text()                        # 'rated 3/6'
 """
@@ -189,7 +189,7 @@ class CompareController:
                      experiment: Any = None, repeats: int = 1, page_size: int = 10,
                      user: str | None = None) -> "CompareController":
         """Record a new run of ``action_a`` vs ``action_b`` over ``dataset`` (not run yet: call
-        ``start()`` or ``run()``). The experiment is reused when one by that name compares these
+        ``start()`` or ``generate()``). The experiment is reused when one by that name compares these
         two actions (default name ``"compare: <a> vs <b>"``), else created."""
         exp = _experiment_for(lab, action_a, action_b, experiment)
         run = lab.experiments.start(exp, dataset, repeats)
@@ -219,7 +219,7 @@ class CompareController:
             self.lab._track(self._future)
             return self._future
 
-    def run(self, timeout: float | None = None, **options: Any) -> "CompareController":
+    def generate(self, timeout: float | None = None, **options: Any) -> "CompareController":
         """``start()`` and wait for every output; returns self."""
         self.start(**options)
         return self.wait(timeout)
@@ -603,13 +603,13 @@ class PlaygroundController:
         from ..generations import TokenStream
 
         which_sides = [self._which(s) for s in sides]
-        variables = {name: self.inputs.get(name, "") for name in self.variables}
-        calls = {}
-        for which in which_sides:  # plan both first: a bad config runs neither
-            action = self.action(which)
-            calls[which] = self.lab.actions.plan(
-                action, variables, streaming=True,
-                metadata={"playground": which.upper(), "draft": True})
+        # an input never filled in is missing (the template's error names it), not ""
+        variables = {name: self.inputs[name] for name in self.variables if name in self.inputs}
+        # check every config, then plan every call, before running anything: an error runs neither
+        actions = {which: self.action(which) for which in which_sides}
+        calls = {which: self.lab.actions.plan(action, variables, streaming=True,
+                                              metadata={"playground": which.upper(), "draft": True})
+                 for which, action in actions.items()}
         started = {}
         for which, call in calls.items():
             stream = TokenStream()

@@ -58,7 +58,8 @@ class _ConfigView:
         self.temperature.observe(guard(view, lambda c: self._set(temperature=c["new"])), names="value")
         self.max_tokens.observe(guard(view, lambda c: self._set(max_tokens=c["new"] or None)), names="value")
         self.box = widgets.VBox([self.header, self.system, self.prompt, self.model, self.temperature,
-                                 self.max_tokens, self.save, self.output, self.meta],
+                                 self.max_tokens, widgets.HTML("<div class='pl-var'><span>output</span></div>"),
+                                 self.output, self.meta, self.save],
                                 layout=widgets.Layout(width="50%", padding="4px 8px", margin="0 4px"))
         self.box.add_class("pl-card")
         self.box.add_class(f"pl-side-{which}")
