@@ -464,3 +464,18 @@ def test_playground_view_runs_and_saves(writer):
     assert "A: template syntax error" in view.message.value
     view.run_button.click()
     assert "syntax error" in view.message.value and len(lab.generations.list(action="writer")) == 2
+
+
+def test_reopening_an_incomplete_run_says_so_and_can_finish_it(actions):
+    lab = actions
+    ctl = CompareController.from_actions(lab, "concise", "detailed", TICKETS)
+    lab.experiments.run(ctl.run.experiment_guid, resume=ctl.run.guid, shard=(0, 3), progress=False)
+    grid = compare(lab, ctl.run, page_size=5)
+    outputs = lambda: [v.sides[w].output.value for v in grid._row_views.values() for w in "ab"]
+    missing = sum("not generated (the run is incomplete)" in o for o in outputs())
+    assert missing == 10 - len(lab.store.cell_statuses(ctl.run.guid)) > 0
+    grid.controller.start()
+    grid.follow()
+    grid.wait(timeout=60)
+    assert not any("not generated" in o or "generating" in o for o in outputs())
+    assert len(lab.store.cell_statuses(ctl.run.guid)) == 10

@@ -46,7 +46,9 @@ def compare(lab: "Lab", a: Any, b: str | None = None, dataset: Any = None, *, pa
     rows as they arrive (``background=False`` waits for them first).
 
     ``compare(lab, run)`` opens an existing run (an ExperimentRun or its GUID) without re-running
-    anything, showing the feedback already stored; ``labels`` picks two of its variants.
+    anything, showing the feedback already stored; ``labels`` picks two of its variants. Cells
+    the run never finished show as not generated; ``view.controller.start(); view.follow()``
+    generates them into the grid.
 
     ``user`` is stored as ``ext_user_id`` on the feedback. Returns the view; ``view.controller``
     is the :class:`CompareController`, ``view.run`` the ExperimentRun.

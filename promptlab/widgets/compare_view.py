@@ -111,7 +111,8 @@ class _SideView:
     def update(self, row: CompareRow) -> None:
         state = row.side(self.which)
         if state.status == "pending":
-            self.output.value = "<div class='pl-out pl-pending'>generating…</div>"
+            note = "generating…" if self.grid.controller.running else "not generated (the run is incomplete)"
+            self.output.value = f"<div class='pl-out pl-pending'>{note}</div>"
         elif state.status == "error":
             self.output.value = f"<div class='pl-out pl-error'>error: {html.escape(state.error or '')}</div>"
         else:

@@ -17,7 +17,7 @@ import concurrent.futures
 import dataclasses
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .. import charts
@@ -644,11 +644,6 @@ class PlaygroundController:
         action = self.lab.actions.update(self.name, note=note, deploy=deploy, **self.configs[which].fields())
         self.base[which] = action
         return action
-
-    def copy(self, source: Any, target: Any) -> None:
-        """Copy one side's config onto the other."""
-        self.configs[self._which(target)] = dataclasses.replace(self.configs[self._which(source)])
-        self._update_variables()
 
 
 __all__ = ["CompareController", "CompareRow", "SideState", "Progress", "PlaygroundController",
