@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from ..errors import PromptlabError
+from ..errors import ConfigError, PromptlabError
 from .controllers import SIDES, CompareController, CompareRow
 from .style import chip, css_block, guard, text_color
 
@@ -263,7 +263,11 @@ class CompareView(widgets.VBox):
         if charts:
             import plotly.graph_objects as go
 
-            self.charts = [go.FigureWidget(), go.FigureWidget()]
+            try:
+                self.charts = [go.FigureWidget(), go.FigureWidget()]
+            except ImportError as exc:  # plotly's FigureWidget is an anywidget
+                raise ConfigError(f"the grid's live charts need anywidget ({exc}): `pip install anywidget`, "
+                                  "or pass charts=False") from None
             self.charts[0].add_class("pl-chart-ratings")
             self.charts[1].add_class("pl-chart-pairwise")
             self._draw_charts()
