@@ -3,8 +3,10 @@ writing generations and feedback into one store at once (nothing lost, nothing r
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -64,35 +66,71 @@ def test_feedback_for_an_unknown_generation_is_refused_by_the_store(db_url):
 # -- concurrency ----------------------------------------------------------------------------------
 
 
-def _worker(url: str, worker: int, n: int, barrier) -> dict:
-    """One process: open the (fresh) store, then log n generations, n feedback rows, one batch of
-    n evaluator scores and n // 10 preferences, as fast as it can, alongside the others."""
-    barrier.wait()  # all processes open and migrate the fresh store at the same moment
-    with pl.Lab(url) as lab:
-        lab.actions.create(f"echo-{worker}", prompt="{{text}}", model="sim:echo")
-        barrier.wait()
-        guids = []
-        for i in range(n):
-            text = f"worker {worker} item {i}"
-            r = lab.actions.prompt(f"echo-{worker}", text, ext_user_id=f"w{worker}")
-            assert r.msg == text, (r.msg, text)
-            lab.feedback.log(r.guid, rating="Positive" if i % 2 else 1, ext_user_id=f"w{worker}")
-            guids.append(r.guid)
-            if i % 10 == 9:
-                lab.feedback.prefer(guids[-1], guids[-2], winner="a")
-        lab.feedback.log_many([{"guid": g, "score": 0.5, "evaluator": "length", "source": "evaluator"}
-                               for g in guids])
-        return {"worker": worker, "guids": guids}
+WORKER = """
+import json, os, sys, time
+import promptlab as pl
+
+url, worker, n, gate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+def wait_for(name):  # bounded: the parent opens each gate once every worker has reported
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(gate, name)):
+        if time.monotonic() > deadline:
+            sys.exit(f"worker {worker}: gate {name} never opened")
+        time.sleep(0.01)
+
+print("ready", flush=True)
+wait_for("open")  # all workers open and migrate the fresh store at the same moment
+with pl.Lab(url) as lab:
+    lab.actions.create(f"echo-{worker}", prompt="{{text}}", model="sim:echo")
+    print("opened", flush=True)
+    wait_for("log")  # then all log at once
+    guids = []
+    for i in range(n):
+        text = f"worker {worker} item {i}"
+        r = lab.actions.prompt(f"echo-{worker}", text, ext_user_id=f"w{worker}")
+        assert r.msg == text, (r.msg, text)
+        lab.feedback.log(r.guid, rating="Positive" if i % 2 else 1, ext_user_id=f"w{worker}")
+        guids.append(r.guid)
+        if i % 10 == 9:
+            lab.feedback.prefer(guids[-1], guids[-2], winner="a")
+    lab.feedback.log_many([{"guid": g, "score": 0.5, "evaluator": "length", "source": "evaluator"}
+                           for g in guids])
+print(json.dumps({"worker": worker, "guids": guids}), flush=True)
+"""
 
 
-@pytest.mark.timeout(240)
-def test_processes_logging_at_once_lose_nothing(db_url):
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(WORKERS, timeout=120)
-        with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, db_url, w, PER_WORKER, barrier) for w in range(WORKERS)]
-            results = [f.result(timeout=200) for f in futures]  # re-raises any worker's exception
+def _expect_line(proc: subprocess.Popen, word: str) -> None:
+    line = proc.stdout.readline().strip()
+    if line != word:
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"a worker said {line!r} instead of {word!r}; stderr:\n{err[-3000:]}")
+
+
+@pytest.mark.timeout(300)
+def test_processes_logging_at_once_lose_nothing(db_url, tmp_path):
+    """Plain worker processes (one n-item workload each), started together by gate files, so
+    the test depends on nothing but the store."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, db_url, str(w), str(PER_WORKER), str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+               for w in range(WORKERS)]
+    try:
+        for proc in workers:
+            _expect_line(proc, "ready")
+        (tmp_path / "open").touch()
+        for proc in workers:
+            _expect_line(proc, "opened")
+        (tmp_path / "log").touch()
+        results = []
+        for proc in workers:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err[-3000:]  # no worker raised
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
 
     all_guids = [g for r in results for g in r["guids"]]
     assert len(all_guids) == len(set(all_guids)) == WORKERS * PER_WORKER
