@@ -34,7 +34,7 @@ from .errors import (
     PromptlabError,
     ProviderError,
 )
-from .generations import Generation, TokenStream, feedback_url
+from .generations import Generation, TokenStream
 from .providers.base import ChatRequest, Completion, Usage
 from .providers.content import user_message
 from .store import new_guid, utcnow
@@ -620,9 +620,7 @@ class Actions:
 
     def _generation(self, call: Call, **updates: Any) -> Generation:
         row = call.row(**updates)
-        generation = Generation.from_row(row, self._lab.gateway_url)
-        generation.feedback_url = feedback_url(self._lab.gateway_url, call.guid)
-        return generation
+        return Generation.from_row(row, self._lab.gateway_url)
 
 
 def _version_row(clean: Mapping[str, Any]) -> dict[str, Any]:

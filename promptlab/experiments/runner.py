@@ -254,6 +254,7 @@ class Runner:
         self._connect_failures = 0
         self._abort: ProviderConnectionError | None = None
         self._providers: dict[str, Any] = {}
+        self._judge_actions: dict[str, Action] = {}
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -435,7 +436,10 @@ class Runner:
                 for s in scores]
 
     async def _judge_complete(self, action: str, variables: Mapping[str, Any]) -> str:
-        judge_action = self.lab.actions.get(action)
+        # Resolved once per run, not once per judged cell.
+        judge_action = self._judge_actions.get(action)
+        if judge_action is None:
+            judge_action = self._judge_actions[action] = self.lab.actions.get(action)
         call = self.lab.actions.plan(judge_action, dict(variables), use_cache=self.cache,
                                      metadata={"judge_for_run": self.run["guid"]})
         generation = await self.lab.actions.execute(call)

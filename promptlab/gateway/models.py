@@ -12,15 +12,12 @@ URLs or base64 image data, never as server-side paths.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..providers.content import sniff_image_mime
+from ..providers.content import data_url, decode_base64_image
 
 MAX_DEPTH = 32
 MAX_FILES = 16
@@ -29,7 +26,6 @@ Str100 = Annotated[str, Field(min_length=1, max_length=100)]
 Name200 = Annotated[str, Field(min_length=1, max_length=200)]
 UserId = Annotated[str, Field(min_length=1, max_length=300)]
 Variables = Annotated[dict[str, Any], Field(description="Template variables by name.")]
-_BASE64_RE = re.compile(r"^[A-Za-z0-9+/_\-\s]+={0,2}\s*$")
 
 
 def check_plain_json(value: Any, path: str = "body") -> None:
@@ -69,18 +65,9 @@ def file_part(source: str) -> dict[str, Any]:
     lowered = text[:11].lower()
     if lowered.startswith(("http://", "https://")) or lowered.startswith("data:image/"):
         return {"type": "image_url", "image_url": {"url": text}}
-    if len(text) >= 16 and _BASE64_RE.match(text):
-        compact = "".join(text.split())
-        compact += "=" * (-len(compact) % 4)
-        decode = base64.urlsafe_b64decode if ("-" in compact or "_" in compact) else base64.b64decode
-        try:
-            data = decode(compact)
-        except (binascii.Error, ValueError):
-            data = b""
-        mime = sniff_image_mime(data)
-        if mime:
-            return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,"
-                                                       f"{base64.b64encode(data).decode('ascii')}"}}
+    decoded = decode_base64_image(text)
+    if decoded is not None:
+        return {"type": "image_url", "image_url": {"url": data_url(*decoded)}}
     raise ValueError(f"file {source[:60]!r} is not an http(s) URL, a data:image/ URL or base64 PNG/JPEG/GIF/WebP data")
 
 

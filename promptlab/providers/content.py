@@ -17,7 +17,7 @@ from typing import Any, Sequence, Union
 
 from promptlab.errors import ConfigError, InvalidInputError
 
-__all__ = ["image_part", "user_message", "sniff_image_mime"]
+__all__ = ["image_part", "user_message", "sniff_image_mime", "decode_base64_image", "data_url"]
 
 ImageSource = Union[str, bytes, bytearray, memoryview, "os.PathLike[str]"]
 
@@ -87,7 +87,7 @@ def _image_url(source: ImageSource) -> str:
             raise InvalidInputError(
                 f"image bytes ({len(data)} bytes starting {data[:8]!r}) are not a PNG, JPEG, GIF or WebP image"
             )
-        return _data_url(mime, data)
+        return data_url(mime, data)
     if isinstance(source, os.PathLike):
         return _file_url(os.fspath(source))
     if not isinstance(source, str):
@@ -103,13 +103,13 @@ def _image_url(source: ImageSource) -> str:
     path = os.path.expanduser(stripped)
     if os.path.isfile(path):
         return _file_url(path)
-    decoded = _decode_base64(stripped)
+    decoded = decode_base64_image(stripped)
     if decoded is not None:
-        return _data_url(*decoded)
+        return data_url(*decoded)
     raise InvalidInputError(f"image file not found: {source!r} (and it is not a URL or base64 image data)")
 
 
-def _decode_base64(text: str) -> tuple[str, bytes] | None:
+def decode_base64_image(text: str) -> tuple[str, bytes] | None:
     """(mime, bytes) of base64 (standard or url-safe) text if it decodes to a recognisable image."""
     if len(text) < 16 or not _BASE64.fullmatch(text):
         return None
@@ -136,8 +136,8 @@ def _file_url(path: str) -> str:
     mime = sniff_image_mime(data) or mimetypes.guess_type(path)[0]
     if mime is None or not mime.startswith("image/"):
         raise InvalidInputError(f"file {path!r} is not a recognised image (type {mime or 'unknown'})")
-    return _data_url(mime, data)
+    return data_url(mime, data)
 
 
-def _data_url(mime: str, data: bytes) -> str:
+def data_url(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
