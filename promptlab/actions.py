@@ -9,8 +9,8 @@ The seed's "Actions" chapter, locally::
     r.msg, r.guid, r.usage, r.cost_usd
 
 Planning a call (resolving the version, rendering messages, session memory, files, the cache
-key) is plain functions; running it goes through the provider seam; every call, including a
-failed one, leaves exactly one generation row.
+key) is plain functions here; running it goes through the Lab's execution seam
+(``promptlab.engine``); every call, including a failed one, leaves exactly one generation row.
 """
 
 from __future__ import annotations
@@ -27,17 +27,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._files import read_yaml_mapping, validation_problems
-from .errors import (
-    ConfigError,
-    InvalidInputError,
-    NotFoundError,
-    PromptlabError,
-    ProviderError,
-)
-from .generations import Generation, TokenStream
-from .providers.base import ChatRequest, Completion, Usage
+from .errors import ConfigError, InvalidInputError, NotFoundError
+from .generations import Generation
+from .providers.base import ChatRequest, Completion
 from .providers.content import user_message
-from .store import new_guid, utcnow
+from .store import utcnow
 from .templates import ChatTemplate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,12 +220,10 @@ def build_turn(action: Action, variables: Mapping[str, Any], user_text: str | No
                messages: Sequence[Mapping[str, Any]] | None = None) -> Turn:
     """Render an action's template into the messages to send. Raises MissingVariablesError."""
     rendered = action.template.render(variables)
-    leading_system = []
-    while rendered and rendered[0]["role"] == "system":
-        leading_system.append(rendered.pop(0))
-    # Few-shot messages from the template stay before the conversation history.
-    n_template_extra = len(action.messages or [])
-    few_shot, new = rendered[:n_template_extra], rendered[n_template_extra:]
+    # The system message and the few-shot ``messages`` are the fixed part of every call (before
+    # the conversation history); the rendered prompt and the caller's input are this turn's.
+    fixed_count = (1 if action.system else 0) + len(action.messages or [])
+    fixed, new = rendered[:fixed_count], rendered[fixed_count:]
     if user_text is not None:
         new.append({"role": "user", "content": user_text})
     if messages:
@@ -241,11 +233,11 @@ def build_turn(action: Action, variables: Mapping[str, Any], user_text: str | No
         if not users:
             raise InvalidInputError("files were given but there is no user message to attach them to")
         new[users[-1]] = _with_files(new[users[-1]], files)
-    if not any(m["role"] == "user" for m in new):
+    if not any(m["role"] == "user" for m in fixed + new):
         raise InvalidInputError(
-            f"nothing to send: action {action.name!r} has no user prompt and no input or messages "
-            "were given")
-    return Turn(system=leading_system + few_shot, history=[dict(m) for m in history], new=new)
+            f"nothing to send: action {action.name!r} has no user prompt or user message and no input "
+            "or messages were given")
+    return Turn(system=fixed, history=[dict(m) for m in history], new=new)
 
 
 def cache_key(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
@@ -463,26 +455,10 @@ class Actions:
                           messages: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
         """The fully formatted messages a call would send, without calling a model."""
         resolved = self.get(action, version=version, environment=environment)
-        call = self.plan(resolved, input, environment=environment, session=session,
-                         metadata_filter=metadata_filter, files=files, messages=messages)
+        call = self._lab.engine.plan_sync(resolved, input, environment=environment, session=session,
+                                          metadata_filter=metadata_filter, files=files, messages=messages,
+                                          log_failure=False)
         return call.turn.messages
-
-    def plan(self, action: Action, input: Any, *, environment: str | None = None,
-             session: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
-             files: Sequence[Any] | None = None, messages: Sequence[Mapping[str, Any]] | None = None,
-             **call_fields: Any) -> Call:
-        """Decide everything about a call before running it. Raises on bad input."""
-        variables, user_text = input_variables(action, input)
-        variables = self._lab._retrieve(action, variables, metadata_filter, call_fields, user_text)
-        history: list[dict[str, Any]] = []
-        if session is not None:
-            history = self._lab.sessions.history(session)
-        turn = build_turn(action, variables, user_text, history, files, messages)
-        provider_name, provider_model = self._lab.providers.parse(action.model)
-        return Call(guid=new_guid(), action=action, environment=environment, input=input, turn=turn,
-                    model=f"{provider_name}:{provider_model}", provider_name=provider_name,
-                    provider_model=provider_model, params=dict(action.params), session=session,
-                    **call_fields)
 
     def prompt(self, action: str, input: Any = None, *, environment: str | None = None,
                version: int | str | None = None, cache: bool = False, ext_user_id: str | None = None,
@@ -491,12 +467,16 @@ class Actions:
                streaming: bool = False, async_mode: bool = False) -> Generation:
         """Run an action and return its generation (the seed's ``msg``, ``feedback_url``, ...).
 
+        Ctrl-C stops it: the request is abandoned and logged as interrupted.
+
         >>> r = lab.actions.prompt("writer", {"task": "Fix typos", "content": "Teh cat"})
         >>> r.msg
         """
-        call = self._prepare(action, input, environment, version, cache, ext_user_id, session,
-                             metadata_filter, files, messages, streaming)
-        return self._lab._loop.run(self._start(call, async_mode))
+        engine = self._lab.engine
+        call = engine.plan_sync(action, input, environment=environment, version=version, cache=cache,
+                                ext_user_id=ext_user_id, session=session, metadata_filter=metadata_filter,
+                                files=files, messages=messages, streaming=streaming)
+        return engine.blocking(engine.start(call, async_mode=async_mode))
 
     async def aprompt(self, action: str, input: Any = None, *, environment: str | None = None,
                       version: int | str | None = None, cache: bool = False,
@@ -505,122 +485,13 @@ class Actions:
                       files: Sequence[Any] | None = None,
                       messages: Sequence[Mapping[str, Any]] | None = None, streaming: bool = False,
                       async_mode: bool = False) -> Generation:
-        """Async twin of ``prompt``."""
-        call = self._prepare(action, input, environment, version, cache, ext_user_id, session,
-                             metadata_filter, files, messages, streaming)
-        return await self._lab._loop.arun(self._start(call, async_mode))
-
-    def _prepare(self, action, input, environment, version, cache, ext_user_id, session,
-                 metadata_filter, files, messages, streaming) -> Call:
-        if session is not None:
-            self._lab.sessions.get(session)  # unknown session: NotFoundError before anything
-        resolved = self.get(action, version=version, environment=environment)
-        env = None if version is not None else normalize_environment(environment)
-        metadata = {"metadata_filter": dict(metadata_filter)} if metadata_filter else {}
-        try:
-            return self.plan(resolved, input, environment=env, session=session,
-                             metadata_filter=metadata_filter, files=files, messages=messages,
-                             streaming=streaming, use_cache=cache, ext_user_id=ext_user_id,
-                             metadata=metadata)
-        except PromptlabError as exc:
-            # A call that fails before reaching the model still leaves its trace in the log.
-            failed = Call(guid=new_guid(), action=resolved, environment=env, input=input, turn=None,
-                          model=resolved.model, provider_name="", provider_model="",
-                          params=dict(resolved.params), streaming=streaming, session=session,
-                          ext_user_id=ext_user_id, metadata=metadata)
-            self._lab.store.insert_generation(failed.row(**error_fields(exc)))
-            raise
-
-    async def _start(self, call: Call, async_mode: bool) -> Generation:
-        if not async_mode and not call.streaming:
-            return await self.execute(call)
-        self._lab.store.insert_generation(call.row())
-        generation = self._generation(call, status="pending", msg=None if async_mode else "")
-        generation.stream = TokenStream() if call.streaming else None
-        # A streamed result is filled in as it completes; an async-mode one is a snapshot (its
-        # outcome is read back with lab.generations.get / wait).
-        task = self._lab._loop.spawn(self.execute(call, stream=generation.stream, inserted=True,
-                                                  target=generation if call.streaming else None))
-        if async_mode:
-            inflight = self._lab.generations._inflight
-            inflight[call.guid] = task
-            task.add_done_callback(lambda _f, guid=call.guid: inflight.pop(guid, None))
-        self._lab._track(task)
-        return generation
-
-    async def execute(self, call: Call, stream: TokenStream | None = None, inserted: bool = False,
-                      target: Generation | None = None) -> Generation:
-        """Run a planned call on promptlab's loop and log it; raises ProviderError on failure
-        (after logging it). ``target``, a Generation already handed to the user, is filled in
-        before the stream ends so that ``r.msg`` is whole when iteration stops."""
-        store = self._lab.store
-
-        def finish(fields_: dict[str, Any], error: BaseException | None = None) -> Generation:
-            if inserted:
-                store.update_generation(call.guid, fields_)
-            else:
-                store.insert_generation(call.row(**fields_))
-            done = self._generation(call, **fields_)
-            if target is not None:
-                for name in ("status", "msg", "usage", "latency_ms", "ttft_ms", "cost_usd", "cached",
-                             "finish_reason", "finished_at", "error", "error_type"):
-                    setattr(target, name, getattr(done, name))
-            if stream is not None:
-                stream._finish(error)
-            return done
-
-        try:
-            completion, cached = await self._complete(call, stream)
-        except BaseException as exc:  # provider errors, cancellation, bugs: all leave a trace
-            finish(error_fields(exc), exc)
-            raise
-        cost = 0.0 if cached else self._lab.cost(call.model, completion.usage.prompt_tokens,
-                                                 completion.usage.completion_tokens)
-        fields_ = completion_fields(completion, cost, cached)
-        if call.session is not None:
-            store.append_session_messages(
-                call.session, call.turn.new + [{"role": "assistant", "content": completion.text}],
-                call.guid)
-        return finish(fields_)
-
-    async def _complete(self, call: Call, stream: TokenStream | None, provider: Any = None,
-                        lean: bool = False) -> tuple[Completion, bool]:
-        """The call's completion from the cache or the provider: (completion, cached).
-
-        ``lean``: use the provider's single-attempt fast path when it has one (the experiment
-        runner, which does its own retrying)."""
-        key = call.cache_key if call.use_cache else None
-        if key is not None:
-            hit = self._lab.store.cache_get(key, self._lab.cache_ttl)
-            if hit is not None:
-                completion = Completion(
-                    text=hit["output"], model=hit["model"] or call.provider_model,
-                    usage=Usage(hit["prompt_tokens"] or 0, hit["completion_tokens"] or 0),
-                    finish_reason=hit["finish_reason"], latency_ms=0.0, ttft_ms=0.0 if stream else None)
-                if stream is not None:
-                    stream._push(completion.text)
-                return completion, True
-        provider = provider or self._lab.providers.get(call.provider_name)
-        if stream is None:
-            fast = getattr(provider, "complete_lean", None) if lean else None
-            completion = await (fast or provider.complete)(call.request)
-        else:
-            completion = None
-            async for item in provider.stream(call.request):
-                if isinstance(item, str):
-                    stream._push(item)
-                else:
-                    completion = item
-            if completion is None:  # a provider that broke the protocol
-                raise ProviderError("stream ended without a final completion", call.provider_name)
-        if key is not None:
-            self._lab.store.cache_put(key, completion.text, completion.model, completion.finish_reason,
-                                      completion.usage.prompt_tokens, completion.usage.completion_tokens)
-        return completion, False
-
-    def _generation(self, call: Call, **updates: Any) -> Generation:
-        row = call.row(**updates)
-        return Generation.from_row(row, self._lab.gateway_url)
+        """Async twin of ``prompt``; never blocks the caller's event loop (store reads and
+        retrieval run in a worker thread, the request on promptlab's loop)."""
+        engine = self._lab.engine
+        call = await engine.plan(action, input, environment=environment, version=version, cache=cache,
+                                 ext_user_id=ext_user_id, session=session, metadata_filter=metadata_filter,
+                                 files=files, messages=messages, streaming=streaming)
+        return await engine.awaiting(engine.start(call, async_mode=async_mode))
 
 
 def _version_row(clean: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,7 @@ NO_DATA_COLOR = "#888888"
 
 #: The columns of ``run.summary()`` that are not evaluator means.
 SUMMARY_COLUMNS = frozenset({
-    "variant", "action", "n", "errors", "latency_p50_ms", "latency_p95_ms", "tokens", "cost_usd",
+    "variant", "action", "n", "errors", "error_causes", "latency_p50_ms", "latency_p95_ms", "tokens", "cost_usd",
     "rated", "positive_rate", "positive_ci_low", "positive_ci_high", "wins", "ties", "losses",
 })
 

@@ -11,6 +11,10 @@ Every error promptlab raises on purpose is a ``PromptlabError``; catch that to c
     ├── InvalidInputError             bad user data: rating, issue tag, filter, dataset row (.row)
     ├── NotFoundError                 no action / version / generation / session / ... by that name
     ├── StoreError                    the database refused or is unreachable
+    ├── RunError                      an experiment run cannot start or go on (.run_guid)
+    │   ├── RunInProgressError        another live process holds the run (.owner)
+    │   └── RunFailedError            the run stopped early: a deterministic error, a provider
+    │                                 that stays down (.cause); resume after fixing it
     └── ProviderError                 a model provider failed (.provider, .status_code)
         ├── ProviderConnectionError   the endpoint could not be reached
         │   └── ProviderTimeoutError  the request timed out
@@ -93,6 +97,33 @@ class StoreError(PromptlabError):
     """The database refused an operation or cannot be reached."""
 
 
+class RunError(PromptlabError):
+    """An experiment run cannot start or go on. ``.run_guid`` names the run."""
+
+    def __init__(self, message: str, run_guid: str | None = None):
+        self.run_guid = run_guid
+        super().__init__(message)
+
+
+class RunInProgressError(RunError):
+    """Another live process is running these cells of the run (it holds the run's lease).
+    ``.owner`` describes it (host and process id)."""
+
+    def __init__(self, message: str, run_guid: str | None = None, owner: str | None = None):
+        self.owner = owner
+        super().__init__(message, run_guid)
+
+
+class RunFailedError(RunError):
+    """The run stopped before its end, and said why: its first cells all failed the same
+    deterministic way (a missing template variable, an unknown model, a missing or rejected API
+    key), or its provider stopped answering. ``.cause`` is the underlying error, if any."""
+
+    def __init__(self, message: str, run_guid: str | None = None, cause: BaseException | None = None):
+        self.cause = cause
+        super().__init__(message, run_guid)
+
+
 class ProviderError(PromptlabError):
     """A model provider failed. ``.provider`` names it; ``.status_code`` is the HTTP status if any."""
 
@@ -143,6 +174,9 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "StoreError",
+    "RunError",
+    "RunInProgressError",
+    "RunFailedError",
     "ProviderError",
     "ProviderConnectionError",
     "ProviderTimeoutError",

@@ -39,14 +39,16 @@ class TokenStream:
         self._cond = threading.Condition()
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
-    # producer side (promptlab's loop) ------------------------------------------------------
-    def _push(self, delta: str) -> None:
+    # producer side (promptlab's engine, on its loop) ------------------------------------------
+    def push(self, delta: str) -> None:
+        """Append a delta (called by the producer, not by consumers)."""
         with self._cond:
             self._deltas.append(delta)
             self._cond.notify_all()
         self._wake_async()
 
-    def _finish(self, error: BaseException | None = None) -> None:
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the stream, with the error iteration should raise if it failed."""
         with self._cond:
             self._done = True
             self._error = error
@@ -209,7 +211,6 @@ class Generations:
 
     def __init__(self, lab: "Lab"):
         self._lab = lab
-        self._inflight: dict[str, Any] = {}  # guid -> concurrent future of an async-mode run
 
     def get(self, guid: str) -> Generation:
         row = self._lab.store.get_generation(guid)
@@ -235,7 +236,7 @@ class Generations:
         A generation started by this process is awaited directly; one started elsewhere (another
         process sharing the store) is polled.
         """
-        future = self._inflight.get(guid)
+        future = self._lab.engine.inflight(guid)
         if future is not None:
             try:
                 future.result(timeout=timeout)

@@ -8,15 +8,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
-import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import pricing
-from ._loop import LoopThread
-from .actions import Action, Actions
+from .actions import Actions
+from .engine import Engine
 from .errors import ConfigError
 from .generations import Generations
 from .providers import ProviderRegistry
@@ -62,9 +60,7 @@ class Lab:
         self.gateway_url = gateway_url
         self.default_model = default_model
         self.issue_tags = list(issue_tags) if issue_tags is not None else None
-        self._loop = LoopThread()
-        self._pending: set[concurrent.futures.Future] = set()
-        self._pending_lock = threading.Lock()
+        self.engine = Engine(self)
         self.actions = Actions(self)
         self.generations = Generations(self)
         self.sessions = Sessions(self)
@@ -110,30 +106,6 @@ class Lab:
     def cost(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         return pricing.cost_usd(self.prices, model, prompt_tokens, completion_tokens)
 
-    def _retrieve(self, action: Action, variables: dict[str, Any],
-                  metadata_filter: Mapping[str, Any] | None, call_fields: dict[str, Any],
-                  user_text: str | None = None) -> dict[str, Any]:
-        """Fill a bound context's template variable (no-op for actions without a context).
-
-        Retrieval details (record ids, distances) are added to ``call_fields["metadata"]`` so
-        they are logged with the generation.
-        """
-        if not action.context:
-            return variables
-        from .contexts import retrieve_for_action
-
-        return retrieve_for_action(self, action, variables, metadata_filter, call_fields, user_text)
-
-    def _track(self, future: concurrent.futures.Future) -> None:
-        """Remember background work (async-mode and streamed runs) so close() can finish it."""
-        with self._pending_lock:
-            self._pending.add(future)
-        future.add_done_callback(self._untrack)
-
-    def _untrack(self, future: concurrent.futures.Future) -> None:
-        with self._pending_lock:
-            self._pending.discard(future)
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self, timeout: float = 60.0) -> None:
@@ -141,11 +113,7 @@ class Lab:
         if self._closed:
             return
         self._closed = True
-        with self._pending_lock:
-            pending = list(self._pending)
-        if pending:
-            concurrent.futures.wait(pending, timeout=timeout)
-        self._loop.close(final=self.providers.aclose)
+        self.engine.close(timeout, final=self.providers.aclose)
         self.store.close()
 
     def __enter__(self) -> "Lab":

@@ -13,6 +13,7 @@ PUBLIC = [
     "format_search_results", "Flow",
     "PromptlabError", "TemplateError", "MissingVariablesError", "TemplateSyntaxError",
     "SandboxViolationError", "ConfigError", "InvalidInputError", "NotFoundError", "StoreError",
+    "RunError", "RunInProgressError", "RunFailedError",
     "ProviderError", "ProviderConnectionError", "ProviderTimeoutError", "AuthenticationError",
     "RateLimitError", "ProviderServerError", "ProviderRequestError",
 ]

@@ -154,7 +154,8 @@ def test_errors_are_isolated_per_cell(lab):
     assert cells.loc["0:B:0", "error_type"] == "ProviderServerError"
     summary = run.summary()
     assert summary.loc["A", "errors"] == 1 and summary.loc["B", "errors"] == 5
-    assert run.status == "done"
+    assert run.status == "done_with_errors"
+    assert "6 of 10 cells failed" in run.status_detail
 
 
 def test_unreachable_provider_fails_fast(lab):
@@ -164,10 +165,12 @@ def test_unreachable_provider_fails_fast(lab):
     lab.actions.create("b", prompt="{{message}}", model="down:m")
     exp = lab.experiments.create("down", action_a="a", action_b="b")
     rows = [{"message": str(i)} for i in range(200)]
-    with pytest.raises(pl.ProviderConnectionError, match="first .* requests all failed to connect"):
+    with pytest.raises(pl.RunFailedError, match="first .* requests .* all failed to connect") as failure:
         lab.experiments.run(exp, rows, concurrency=4, progress=False)
+    assert isinstance(failure.value.cause, pl.ProviderConnectionError)
     [run] = lab.experiments.runs(exp)
-    assert run.status == "failed"
+    assert run.status == "failed" and failure.value.run_guid == run.guid
+    assert "failed to connect" in run.status_detail
     assert lab.store.count_generations() < 20  # it stopped instead of failing 400 cells
 
 
@@ -187,7 +190,8 @@ def test_shards_of_one_run_never_duplicate_a_cell(lab):
     exp = make_experiment(lab)
     run = lab.experiments.start(exp, ROWS, repeats=2)
     lab.experiments.run(exp, resume=run, shard=(0, 2), progress=False)
-    assert lab.experiments.get_run(run.guid).status == "partial"
+    half = lab.experiments.get_run(run.guid)
+    assert half.status == "interrupted" and "cells not run yet (this process ran shard 0/2)" in half.status_detail
     lab.experiments.run(exp, resume=run, shard=(1, 2), progress=False)
     lab.experiments.run(exp, resume=run, shard=(0, 2), progress=False)  # repeated shard: no-op
     cells = run.cells()

@@ -415,7 +415,7 @@ def test_compare_view_fills_rows_in_the_background(rec_lab, server):
     assert len(outputs()) == 6 and all("generating…" in o for o in outputs())
     assert grid._row_views[0].sides["a"].up.disabled and "outputs 0/6" in grid.progress.value
 
-    lab._loop.loop.call_soon_threadsafe(gate.set)
+    lab.engine.loop.call_soon_threadsafe(gate.set)
     grid.controller.future.result(timeout=60)
     grid._poller.join(timeout=60)  # the poller's last pass, not view.wait(), drew the rows
     assert not grid._poller.is_alive()

@@ -15,19 +15,25 @@ Offline: every dataset row through every variant, with evaluators and statistics
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import math
 import os
 import random
+import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
-from ..errors import ConfigError, InvalidInputError, NotFoundError
+import anyio
+
+from ..errors import ConfigError, InvalidInputError, NotFoundError, RunFailedError
 from ..generations import Generation
 from ..store import utcnow
 from . import evaluators
+from .evaluators import evaluator_spec, rebuild_evaluator
 from .runner import Cell, Runner, RunStats, cells_to_run, plan_cells, split_row, validate_shard
 from .summary import ExperimentRun
 
@@ -192,39 +198,61 @@ class Experiments:
     def prompt(self, experiment: str | Experiment, input: Any = None, *, ext_user_id: str | None = None,
                session: str | None = None, **prompt_options: Any) -> Generation:
         """Run one A/B generation: pick a variant (sticky by ext_user_id, else session) and run its
-        action. Inputs may carry the union of all variants' variables."""
-        call, async_mode = self._online_call(experiment, input, ext_user_id, session, prompt_options)
-        return self._lab._loop.run(self._lab.actions._start(call, async_mode))
+        action. Inputs may carry the union of all variants' variables. ``variant=`` (a label or
+        action) runs that variant instead (manual traffic control)."""
+        engine = self._lab.engine
+        call, async_mode = self.plan_online(experiment, input, ext_user_id=ext_user_id, session=session,
+                                            **prompt_options)
+        return engine.blocking(engine.start(call, async_mode=async_mode))
 
     async def aprompt(self, experiment: str | Experiment, input: Any = None, *,
                       ext_user_id: str | None = None, session: str | None = None,
                       **prompt_options: Any) -> Generation:
-        call, async_mode = self._online_call(experiment, input, ext_user_id, session, prompt_options)
-        return await self._lab._loop.arun(self._lab.actions._start(call, async_mode))
+        """Async twin of ``prompt``."""
+        engine = self._lab.engine
+        call, async_mode = await asyncio.to_thread(self.plan_online, experiment, input, ext_user_id=ext_user_id,
+                                                   session=session, **prompt_options)
+        return await engine.awaiting(engine.start(call, async_mode=async_mode))
 
-    def _online_call(self, experiment, input, ext_user_id, session, options):
+    def plan_online(self, experiment: str | Experiment, input: Any = None, *, ext_user_id: str | None = None,
+                    session: str | None = None, variant: str | None = None,
+                    **options: Any) -> tuple[Any, bool]:
+        """Plan one online A/B call: ``(call, async_mode)``. The variant is assigned (sticky by
+        ext_user_id, else session) unless ``variant`` names one (a label, action name or GUID:
+        manual traffic control)."""
         allowed = {"cache", "metadata_filter", "files", "messages", "streaming", "async_mode"}
         unknown = set(options) - allowed
         if unknown:
             raise ConfigError(f"unknown option(s) for experiments.prompt: {sorted(unknown)}")
         exp = self.get(experiment)
-        variant = assign_variant(exp.guid, exp.variants, ext_user_id or session, self._rng)
-        call = self._lab.actions._prepare(
-            variant.action_guid, input, variant.environment, None, options.get("cache", False), ext_user_id,
-            session, options.get("metadata_filter"), options.get("files"), options.get("messages"),
-            options.get("streaming", False))
-        call.experiment, call.variant = exp.guid, variant.label
+        if variant is None:
+            chosen = assign_variant(exp.guid, exp.variants, ext_user_id or session, self._rng)
+        else:
+            matches = [v for v in exp.variants if variant in (v.label, v.action, v.action_guid)]
+            if not matches:
+                names = ", ".join(f"{v.label}={v.action}" for v in exp.variants)
+                raise InvalidInputError(f"action {variant!r} is not a variant of experiment {exp.name!r} "
+                                        f"(variants: {names}); omit it to let the experiment choose")
+            chosen = matches[0]
+        call = self._lab.engine.plan_sync(
+            chosen.action_guid, input, environment=chosen.environment, cache=options.get("cache", False),
+            ext_user_id=ext_user_id, session=session, metadata_filter=options.get("metadata_filter"),
+            files=options.get("files"), messages=options.get("messages"),
+            streaming=options.get("streaming", False), experiment=exp.guid, variant=chosen.label)
         return call, options.get("async_mode", False)
 
     # offline --------------------------------------------------------------------------------
 
     def start(self, experiment: str | Experiment, dataset: Any, repeats: int = 1, *,
               evaluators: Sequence[Any] = (), dataset_name: str | None = None) -> ExperimentRun:
-        """Record a run (its dataset rows and the pinned action versions) without running it.
-        Shards in several processes then run it with ``run(exp, resume=run.guid, shard=(k, n))``."""
+        """Record a run (its dataset rows, the pinned action versions and its evaluators) without
+        running it. Shards in several processes then run it with
+        ``run(exp, resume=run.guid, shard=(k, n))``."""
         exp = self.get(experiment)
         if not isinstance(repeats, int) or repeats < 1:
             raise ConfigError("repeats must be a positive integer")
+        recorded = [{"name": evaluators_name(e), "spec": evaluator_spec(e)}
+                    for e in evaluators_list(evaluators)]
         rows = iter_rows(self._lab, dataset)
         first = next(rows, None)
         if first is None:
@@ -239,8 +267,9 @@ class Experiments:
                                "model": action.model}
         if dataset_name is None and isinstance(dataset, (str, os.PathLike)):
             dataset_name = os.path.basename(os.fspath(dataset))
-        config = {"variants": pinned, "labels": exp.labels, "dataset": dataset_name,
-                  "evaluators": [evaluators_name(e) for e in evaluators]}
+        config = {"variants": pinned, "labels": exp.labels, "dataset": dataset_name, "evaluators": recorded}
+        if isinstance(dataset, (str, os.PathLike)):
+            config["dataset_path"] = os.path.abspath(os.fspath(dataset))
         run = self._lab.store.create_run(exp.guid, repeats, config, itertools.chain([first], rows))
         return ExperimentRun(self._lab, run["guid"])
 
@@ -248,38 +277,106 @@ class Experiments:
             concurrency: int = 16, rate_limit: Mapping[str, Any] | None = None,
             evaluators: Sequence[Any] = (), resume: Any = None, retry_errors: bool = False,
             shard: tuple[int, int] | None = None, cache: bool = False, streaming: bool = False,
-            progress: bool = True, max_attempts: int = 6) -> ExperimentRun:
+            progress: bool = True, max_attempts: int = 6, attempt_timeout: float | None = None,
+            cell_timeout: float | None = 300.0, fail_fast_after: int = 5,
+            breaker: Mapping[str, Any] | None = None) -> ExperimentRun:
         """Run every dataset row through every variant ``repeats`` times; returns the run.
 
-        ``resume``: a run (or its GUID) to continue: finished cells are skipped (the dataset is
-        read back from the store, so it may be omitted). ``retry_errors``: rerun only the failed
-        cells of ``resume``. ``shard=(k, n)``: run only this process's part of the cells.
-        ``rate_limit``: ``{"rpm": ..., "tpm": ...}`` for every provider, or per provider name.
+        ``resume``: a run (or its GUID) to continue, or ``True`` for the latest unfinished run
+        of this experiment (on this dataset, if one is given; a new run when there is none).
+        Finished cells are skipped, the dataset is read back from the store and the run's
+        recorded evaluators are rebuilt. ``retry_errors``: rerun only the failed cells of
+        ``resume``. ``shard=(k, n)``: run only this process's part of the cells. A run is owned
+        by one process at a time (a lease renewed by a heartbeat): a second process resuming a
+        live run gets RunInProgressError; a killed one's lease expires and is taken over.
+
+        Deadlines: ``attempt_timeout`` seconds per attempt in total (default: the provider's
+        ``timeout``), ``cell_timeout`` per cell across its ``max_attempts`` attempts. A circuit
+        breaker per provider stops sending when most recent attempts fail to connect, time out or
+        get 5xx, probes, and ends the run ``failed`` if the provider stays down (``breaker``:
+        options of ``runner.CircuitBreaker``, e.g. ``{"give_up_after": 60}``). When a variant's
+        first ``fail_fast_after`` cells all fail the same deterministic way (missing variable,
+        unknown model, bad API key), the run stops with RunFailedError naming the cause.
+
+        Ctrl-C stops it within a second: in-flight requests are cancelled, finished cells are
+        kept, the run is ``interrupted`` and ``resume`` completes it. ``rate_limit``:
+        ``{"rpm": ..., "tpm": ...}`` for every provider, or per provider name.
         """
-        return self._lab._loop.run(self._arun(experiment, dataset, repeats, concurrency, rate_limit,
-                                              evaluators, resume, retry_errors, shard, cache, streaming,
-                                              progress, max_attempts))
+        engine = self._lab.engine
+        options = dict(concurrency=concurrency, rate_limit=rate_limit, cache=cache, streaming=streaming,
+                       progress=progress, max_attempts=max_attempts, attempt_timeout=attempt_timeout,
+                       cell_timeout=cell_timeout, fail_fast_after=fail_fast_after, breaker=breaker)
+        return engine.blocking(self._arun(experiment, dataset, repeats, evaluators, resume, retry_errors,
+                                          shard, options))
 
     async def arun(self, experiment: str | Experiment, dataset: Any = None, repeats: int = 1, *,
                    concurrency: int = 16, rate_limit: Mapping[str, Any] | None = None,
                    evaluators: Sequence[Any] = (), resume: Any = None, retry_errors: bool = False,
                    shard: tuple[int, int] | None = None, cache: bool = False, streaming: bool = False,
-                   progress: bool = True, max_attempts: int = 6) -> ExperimentRun:
-        """Async twin of ``run``."""
-        return await self._lab._loop.arun(self._arun(experiment, dataset, repeats, concurrency, rate_limit,
-                                                     evaluators, resume, retry_errors, shard, cache,
-                                                     streaming, progress, max_attempts))
+                   progress: bool = True, max_attempts: int = 6, attempt_timeout: float | None = None,
+                   cell_timeout: float | None = 300.0, fail_fast_after: int = 5,
+                   breaker: Mapping[str, Any] | None = None) -> ExperimentRun:
+        """Async twin of ``run``; cancelling the awaiting task interrupts the run."""
+        engine = self._lab.engine
+        options = dict(concurrency=concurrency, rate_limit=rate_limit, cache=cache, streaming=streaming,
+                       progress=progress, max_attempts=max_attempts, attempt_timeout=attempt_timeout,
+                       cell_timeout=cell_timeout, fail_fast_after=fail_fast_after, breaker=breaker)
+        return await engine.awaiting(self._arun(experiment, dataset, repeats, evaluators, resume,
+                                                retry_errors, shard, options))
 
-    async def _arun(self, experiment, dataset, repeats, concurrency, rate_limit, evaluators_, resume,
-                    retry_errors, shard, cache, streaming, progress, max_attempts) -> ExperimentRun:
+    async def _arun(self, experiment, dataset, repeats, evaluators_, resume, retry_errors, shard,
+                    options) -> ExperimentRun:
+        engine, store = self._lab.engine, self._lab.store
+        session = await asyncio.to_thread(self._session, experiment, dataset, repeats, evaluators_, resume,
+                                          retry_errors, shard)
+        guid = session.record["guid"]
+        try:
+            runner = Runner(self._lab, session.record, {"guid": session.experiment.guid,
+                                                        "name": session.experiment.name},
+                            session.variants, evaluators=session.evaluators, lease=session.lease,
+                            cells_per_variant=session.record["n_rows"] * session.record["repeats"], **options)
+        except BaseException:
+            await engine.io(session.lease.release)
+            raise
+        await engine.io(store.update_run, guid, status="running", status_detail=None)
+        status, detail = "failed", None
+        try:
+            await runner.execute(session.plan.cells_with_rows(), session.total)
+        except RunFailedError as exc:
+            exc.run_guid = guid
+            detail = str(exc)
+            raise
+        except asyncio.CancelledError:
+            status, detail = "interrupted", (f"interrupted by the user after {runner.stats.cells} cells of this "
+                                             f"session; resume to finish")
+            raise
+        except BaseException as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise
+        else:
+            status, detail = await engine.io(self._outcome, session)
+        finally:
+            # Written even while the run is being cancelled: a run never stays "running".
+            with anyio.CancelScope(shield=True):
+                await engine.io(store.update_run, guid, status=status, status_detail=detail,
+                                stats=runner.stats.as_dict(), finished_at=utcnow())
+                await engine.io(session.lease.release)
+        return ExperimentRun(self._lab, guid, stats=runner.stats)
+
+    def _session(self, experiment, dataset, repeats, evaluators_, resume, retry_errors, shard) -> "_Session":
+        """Everything a runner session needs, read (and the run's lease taken) in a worker thread."""
         exp = self.get(experiment)
         shard = validate_shard(shard)
-        if retry_errors and resume is None:
+        if retry_errors and resume in (None, False):
             raise ConfigError("retry_errors reruns the failed cells of an earlier run: pass resume=<run>")
-        if resume is None:
+        if resume is True or resume == "latest":
+            previous = self.latest_unfinished(exp, dataset)
+            resume = previous.guid if previous is not None else None
+        if resume in (None, False):
             if dataset is None:
                 raise ConfigError("pass a dataset (or resume= an earlier run)")
             run = self.start(exp, dataset, repeats, evaluators=evaluators_)
+            resuming = False
         else:
             run = ExperimentRun(self._lab, resume.guid if isinstance(resume, ExperimentRun) else resume)
             if run.experiment_guid != exp.guid:
@@ -287,25 +384,54 @@ class Experiments:
             if dataset is not None and sum(1 for _ in iter_rows(self._lab, dataset)) != run.n_rows:
                 raise ConfigError(f"the dataset has a different number of rows than run {run.guid} "
                                   f"({run.n_rows}); resume with the same dataset or none")
+            resuming = True
         record = self._lab.store.get_run(run.guid)
         variants = {label: self._lab.actions.get(spec["action_guid"], version=spec["version"])
                     for label, spec in record["config"]["variants"].items()}
-        labels = record["config"]["labels"]
-        plan = _CellPlan(self._lab.store, run.guid, record["n_rows"], labels, record["repeats"], shard,
-                         resume is not None, retry_errors)
-        runner = Runner(self._lab, record, {"guid": exp.guid, "name": exp.name}, variants,
-                        concurrency=concurrency, rate_limit=rate_limit, evaluators=evaluators_, cache=cache,
-                        streaming=streaming, max_attempts=max_attempts, progress=progress)
-        self._lab.store.update_run(run.guid, status="running")
+        chosen = evaluators_list(evaluators_) if not resuming else recorded_evaluators(record, evaluators_)
+        lease = RunLease(self._lab.store, run.guid, shard)
+        lease.acquire()
         try:
-            stats = await runner.execute(plan.cells_with_rows(), plan.count())
+            plan = _CellPlan(self._lab.store, run.guid, record["n_rows"], record["config"]["labels"],
+                             record["repeats"], shard, resuming, retry_errors)
+            total = plan.count()
         except BaseException:
-            self._lab.store.update_run(run.guid, status="failed", stats=runner.stats.as_dict())
+            lease.release()
             raise
-        complete = len(self._lab.store.cell_statuses(run.guid)) >= record["n_rows"] * record["repeats"] * len(labels)
-        self._lab.store.update_run(run.guid, status="done" if complete else "partial", stats=stats.as_dict(),
-                                   finished_at=utcnow())
-        return ExperimentRun(self._lab, run.guid, stats=stats)
+        return _Session(exp, record, variants, chosen, lease, plan, total, shard)
+
+    def _outcome(self, session: "_Session") -> tuple[str, str | None]:
+        """The status a finished runner session leaves, and why when it is not plainly done."""
+        store, record = self._lab.store, session.record
+        guid = record["guid"]
+        total = record["n_rows"] * record["repeats"] * len(record["config"]["labels"])
+        counts = store.cell_counts(guid)
+        recorded, errors = sum(counts.values()), counts.get("error", 0)
+        if recorded < total:
+            others = [lease for lease in live_leases(store, guid) if lease["owner"] != session.lease.owner]
+            if others:
+                return "running", None  # the other shards' processes finish it
+            part = f" (this process ran shard {session.shard[0]}/{session.shard[1]})" if session.shard else ""
+            return "interrupted", f"{total - recorded} of {total} cells not run yet{part}; resume to finish"
+        if errors == 0:
+            return "done", None
+        causes = "; ".join(f"{g['count']} x {g['error_type']} ({g['variant']})"
+                           for g in store.run_error_groups(guid)[:3])
+        return "done_with_errors", f"{errors} of {total} cells failed: {causes}; see run.errors()"
+
+    def latest_unfinished(self, experiment: str | Experiment, dataset: Any = None) -> ExperimentRun | None:
+        """The newest run of ``experiment`` that has cells left to run (created, interrupted or
+        failed), on ``dataset`` when one is given (a file path matches by its absolute path)."""
+        exp = self.get(experiment)
+        wanted = os.path.abspath(os.fspath(dataset)) if isinstance(dataset, (str, os.PathLike)) else None
+        for record in reversed(self._lab.store.list_runs(exp.guid)):
+            config = record["config"] or {}
+            if wanted is not None and config.get("dataset_path") != wanted:
+                continue
+            run = ExperimentRun(self._lab, record["guid"])
+            if run.status in ("created", "interrupted", "failed"):
+                return run
+        return None
 
     def get_run(self, guid: str) -> ExperimentRun:
         return ExperimentRun(self._lab, guid)
@@ -313,6 +439,94 @@ class Experiments:
     def runs(self, experiment: str | Experiment | None = None) -> list[ExperimentRun]:
         guid = self.get(experiment).guid if experiment is not None else None
         return [ExperimentRun(self._lab, r["guid"]) for r in self._lab.store.list_runs(guid)]
+
+
+@dataclass
+class _Session:
+    experiment: Experiment
+    record: dict[str, Any]
+    variants: dict[str, Any]
+    evaluators: list[Any]
+    lease: "RunLease"
+    plan: "_CellPlan"
+    total: int
+    shard: tuple[int, int] | None
+
+
+class RunLease:
+    """This process's hold on (a shard of) a run, kept alive by the runner's heartbeat.
+
+    A lease expires ``ttl`` seconds after its last renewal, so a killed process's run is taken
+    over by the next resumer instead of staying "running" forever."""
+
+    ttl = 30.0
+    interval = 5.0
+
+    def __init__(self, store: Any, run_guid: str, shard: tuple[int, int] | None):
+        self.store, self.run_guid = store, run_guid
+        self.holder = "*" if shard is None else f"{shard[0]}/{shard[1]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def acquire(self) -> None:
+        self.store.acquire_run_lease(self.run_guid, self.holder, self.owner, self.ttl, dead=owner_is_dead)
+
+    def renew(self) -> bool:
+        return self.store.renew_run_lease(self.run_guid, self.holder, self.owner, self.ttl)
+
+    def release(self) -> None:
+        self.store.release_run_lease(self.run_guid, self.holder, self.owner)
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner ("host:pid:token") is a process of this machine that no longer
+    exists: a run killed here can be resumed at once, without waiting for its lease to expire."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
+def live_leases(store: Any, run_guid: str) -> list[dict[str, Any]]:
+    """The run's unexpired leases held by processes that are still alive."""
+    return [lease for lease in store.live_run_leases(run_guid) if not owner_is_dead(lease["owner"])]
+
+
+def evaluators_list(given: Any) -> list[Any]:
+    if callable(given) or isinstance(given, evaluators.LLMJudge):
+        return [given]
+    return list(given or [])
+
+
+def recorded_evaluators(record: Mapping[str, Any], given: Sequence[Any]) -> list[Any]:
+    """The evaluators a resumed run scores with: the ones recorded when it started, rebuilt
+    from their specs, or taken from ``given`` (a custom function must be passed again)."""
+    given = evaluators_list(given)
+    by_name = {evaluators_name(e): e for e in given}
+    recorded = [{"name": item, "spec": None} if isinstance(item, str) else item
+                for item in (record["config"].get("evaluators") or [])]
+    names = {item["name"] for item in recorded}
+    extra = sorted(set(by_name) - names)
+    if extra:
+        raise ConfigError(f"run {record['guid']} was not scored by {extra}: resuming with them would score only "
+                          "the remaining cells; start a new run to add an evaluator")
+    chosen = []
+    for item in recorded:
+        if item["name"] in by_name:
+            chosen.append(by_name[item["name"]])
+        elif item.get("spec") is not None:
+            chosen.append(rebuild_evaluator(item["spec"]))
+        else:
+            raise ConfigError(f"run {record['guid']} is scored by evaluator {item['name']!r}, which promptlab "
+                              "cannot rebuild from the run's config (your own function, or one made from a "
+                              "compiled object): pass it again, evaluators=[...], to resume")
+    return chosen
 
 
 class _CellPlan:

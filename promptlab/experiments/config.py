@@ -36,16 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..lab import Lab
     from .summary import ExperimentRun
 
-FACTORIES = {
-    "exact_match": ev.exact_match,
-    "contains": ev.contains,
-    "regex": ev.regex,
-    "json_valid": ev.json_valid,
-    "length": ev.length,
-    "max_length": ev.max_length,
-    "min_length": ev.min_length,
-    "llm_judge": ev.llm_judge,
-}
+FACTORIES = ev.FACTORIES
 
 
 class ExperimentFile(BaseModel):

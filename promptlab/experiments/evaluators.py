@@ -48,6 +48,8 @@ __all__ = [
     "max_length",
     "min_length",
     "llm_judge",
+    "evaluator_spec",
+    "rebuild_evaluator",
     "split_evaluators",
     "run_evaluators",
 ]
@@ -140,6 +142,40 @@ def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return fn
 
 
+def _rebuildable(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Record how an evaluator was made (``.spec``), so a resumed run can rebuild it from the
+    run's config without the user passing it again."""
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        evaluator = factory(*args, **kwargs)
+        spec = {"factory": factory.__name__, "args": list(args), "kwargs": dict(kwargs)}
+        try:
+            json.dumps(spec)
+        except (TypeError, ValueError):  # e.g. a compiled regex: not rebuildable, pass it again
+            spec = None
+        evaluator.spec = spec
+        return evaluator
+
+    return make
+
+
+def evaluator_spec(evaluator: Any) -> dict[str, Any] | None:
+    """How to rebuild ``evaluator`` (a JSON-able dict), or None for user code."""
+    return getattr(evaluator, "spec", None)
+
+
+def rebuild_evaluator(spec: Mapping[str, Any]) -> Any:
+    """The evaluator ``evaluator_spec`` described.
+
+    >>> rebuild_evaluator(evaluator_spec(contains("refund"))).name
+    'contains:refund'
+    """
+    factory = FACTORIES.get(spec.get("factory")) if isinstance(spec, Mapping) else None
+    if factory is None:
+        raise ConfigError(f"cannot rebuild evaluator from {spec!r}; known factories: {sorted(FACTORIES)}")
+    return factory(*spec.get("args", []), **spec.get("kwargs", {}))
+
+
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -180,6 +216,7 @@ def _bound(value: Any, what: str) -> int | None:
 # --------------------------------------------------------------------------- factories
 
 
+@_rebuildable
 def exact_match(expected_key: str = "expected", ignore_case: bool = True,
                 strip: bool = True) -> Evaluator:
     """Pass when the output equals ``row[expected_key]``.
@@ -213,6 +250,7 @@ def exact_match(expected_key: str = "expected", ignore_case: bool = True,
     return _named(evaluate, name)
 
 
+@_rebuildable
 def contains(*needles: str, mode: str = "any", ignore_case: bool = True,
              key: str | None = None) -> Evaluator:
     """Check that the output contains some (``mode="any"``) or all (``"all"``) needles.
@@ -271,6 +309,7 @@ def contains(*needles: str, mode: str = "any", ignore_case: bool = True,
     return _named(evaluate, name)
 
 
+@_rebuildable
 def regex(pattern: str | re.Pattern[str], flags: int = 0) -> Evaluator:
     """Pass when ``re.search(pattern, output)`` finds a match. Named ``"regex:<pattern>"``.
 
@@ -296,6 +335,7 @@ def regex(pattern: str | re.Pattern[str], flags: int = 0) -> Evaluator:
     return _named(evaluate, name)
 
 
+@_rebuildable
 def json_valid(required_keys: str | Sequence[str] = ()) -> Evaluator:
     """Pass when the whole output (surrounding whitespace aside) parses as JSON.
 
@@ -326,6 +366,7 @@ def json_valid(required_keys: str | Sequence[str] = ()) -> Evaluator:
     return _named(evaluate, name)
 
 
+@_rebuildable
 def length(min_chars: int | None = None, max_chars: int | None = None,
            min_words: int | None = None, max_words: int | None = None) -> Evaluator:
     """Pass when the output's length is within every given bound (inclusive).
@@ -365,12 +406,14 @@ def _alias_name(prefix: str, chars: int | None, words: int | None) -> str:
     return prefix + ":" + ",".join(p for p in parts if p)
 
 
+@_rebuildable
 def max_length(chars: int | None = None, words: int | None = None) -> Evaluator:
     """``length(max_chars=chars, max_words=words)``, named e.g. ``"max_length:chars=280"``."""
     fn = length(max_chars=chars, max_words=words)
     return _named(fn, _alias_name("max_length", chars, words))
 
 
+@_rebuildable
 def min_length(chars: int | None = None, words: int | None = None) -> Evaluator:
     """``length(min_chars=chars, min_words=words)``, named e.g. ``"min_length:words=3"``."""
     fn = length(min_chars=chars, min_words=words)
@@ -436,6 +479,12 @@ class LLMJudge:
                 "(a judge score of 70/100 is threshold 0.7)")
         if self.instructions is not None and not isinstance(self.instructions, str):
             raise ConfigError("llm_judge(): instructions must be a string")
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """How to rebuild this judge (see ``evaluator_spec``)."""
+        return {"factory": "llm_judge", "args": [self.action],
+                "kwargs": {"threshold": self.threshold, "name": self.name, "instructions": self.instructions}}
 
     def build_input(self, output: str, row: Mapping[str, Any]) -> dict[str, str]:
         """Variables for the judge action: ``input``, ``output``, ``reference``, ``instructions``.
@@ -576,6 +625,11 @@ def _parse_judge(text: str) -> tuple[float | None, str | None]:
         return _scaled(m), reason or None
     return None, None
 
+
+FACTORIES: dict[str, Callable[..., Any]] = {
+    "exact_match": exact_match, "contains": contains, "regex": regex, "json_valid": json_valid,
+    "length": length, "max_length": max_length, "min_length": min_length, "llm_judge": llm_judge,
+}
 
 # --------------------------------------------------------------------------- running
 

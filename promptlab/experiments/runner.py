@@ -7,8 +7,14 @@ What it gets right, because users of other tools complain about exactly these:
   requests/tokens-per-minute budgets per provider (aiolimiter);
 - transient failures: 5xx and timeouts retried with jittered exponential backoff (tenacity);
   a cell that still fails is recorded as an error and the run goes on;
-- an unreachable provider: if the first requests all fail to connect, the run stops at once
-  with one clear error instead of failing every row;
+- deadlines: a total deadline per attempt (connect + whole body; trickled bytes and SSE
+  keep-alives do not extend it) and per cell across its retries (``lab.engine``);
+- a provider that goes down, at the start or mid-run: a circuit breaker per provider stops
+  sending, probes, and ends the run ``failed`` with the cause if it stays down;
+- deterministic failures (a missing template variable, an unknown model, a missing or rejected
+  API key): when a variant's first cells all fail the same way, the run stops at once with
+  that cause instead of failing every row;
+- Ctrl-C: in-flight requests are cancelled, nothing more is sent, finished cells are written;
 - lost progress: finished cells are written in small batches as they arrive (never more than
   ``flush_every`` cells or ``flush_seconds`` behind), each under a stable cell key, so a killed
   run resumes with ``resume=`` and neither repeats nor loses a cell; shards of one run can
@@ -20,27 +26,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import math
-import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
-import tenacity
+import anyio
 
 from ..actions import Action, Call, completion_fields, error_fields
-from ..feedback import feedback_row
+from ..engine import RetryPolicy
 from ..errors import (
+    AuthenticationError,
     ConfigError,
+    MissingVariablesError,
+    NotFoundError,
     PromptlabError,
     ProviderConnectionError,
     ProviderError,
+    ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
     RateLimitError,
+    RunFailedError,
+    TemplateError,
 )
-from ..store import new_guid, utcnow
+from ..feedback import feedback_row
+from ..store import utcnow
 from .evaluators import LLMJudge, Score, run_evaluators, split_evaluators
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -180,15 +193,120 @@ class AdaptiveLimiter:
             self.cuts += 1
 
 
-def _wait_for(retry_state: tenacity.RetryCallState) -> float:
-    """Honour Retry-After on 429s; jittered exponential backoff otherwise."""
-    exc = retry_state.outcome.exception() if retry_state.outcome else None
-    if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-        return min(60.0, exc.retry_after) * (1 + 0.1 * random.random())
-    return tenacity.wait_random_exponential(multiplier=0.25, max=10)(retry_state)
+class CircuitBreaker:
+    """One provider's breaker within a run.
+
+    Closed: attempts go through. When at least ``threshold`` of the last ``window`` attempts (and
+    at least ``min_attempts``) failed for connection, timeout or 5xx reasons, it opens: no
+    attempt is sent; after ``cooldown`` seconds one probe goes through (the cooldown doubles up to
+    ``max_cooldown`` while probes fail). A success closes it. If it stays open longer than
+    ``give_up_after`` seconds, ``admit`` raises RunFailedError and the run ends ``failed``.
+    Rate limiting (429) is not counted: the AIMD limiter handles it.
+    """
+
+    def __init__(self, provider: str, *, window: int = 20, threshold: float = 0.8, min_attempts: int = 5,
+                 cooldown: float = 1.0, max_cooldown: float = 15.0, give_up_after: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
+        if not 0 < threshold <= 1 or window < 1 or min_attempts < 1 or give_up_after <= 0 or cooldown <= 0:
+            raise ConfigError("breaker: need 0 < threshold <= 1, window >= 1, min_attempts >= 1, "
+                              "cooldown > 0 and give_up_after > 0")
+        self.provider = provider
+        self.window = window
+        self.threshold = threshold
+        self.min_attempts = min_attempts
+        self.cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self.give_up_after = give_up_after
+        self.clock = clock
+        self.state = "closed"
+        self.trips = 0
+        self.last_error: BaseException | None = None
+        self._outcomes: collections.deque[bool] = collections.deque(maxlen=window)
+        self._opened_at = 0.0
+        self._next_probe = 0.0
+        self._delay = cooldown
+        self._probing = False
+        self._changed = asyncio.Event()
+        self._answered = False
+        self._refused = 0
+        self._dead_on_arrival: RunFailedError | None = None
+
+    def _failures(self) -> int:
+        return sum(1 for ok in self._outcomes if not ok)
+
+    def describe(self) -> str:
+        cause = f" (last: {type(self.last_error).__name__}: {self.last_error})" if self.last_error else ""
+        return (f"provider {self.provider!r} stopped answering: {self._failures()} of its last "
+                f"{len(self._outcomes)} attempts failed{cause}")
+
+    async def admit(self) -> bool:
+        """Wait until an attempt may be sent; True when this attempt is the probe."""
+        while True:
+            if self._dead_on_arrival is not None:
+                raise self._dead_on_arrival
+            if self.state == "closed":
+                return False
+            now = self.clock()
+            if now - self._opened_at > self.give_up_after:
+                raise RunFailedError(f"{self.describe()}; it was still down after {self.give_up_after:g} s of "
+                                     "probing, so the run stopped", cause=self.last_error)
+            if not self._probing and now >= self._next_probe:
+                self._probing = True
+                return True
+            wait = max(0.01, min(self._next_probe, self._opened_at + self.give_up_after) - now) \
+                if not self._probing else None
+            self._changed.clear()
+            with anyio.move_on_after(wait):
+                await self._changed.wait()
+
+    def record(self, ok: bool, probe: bool, error: BaseException | None = None) -> None:
+        """The outcome of an admitted attempt (connection/timeout/5xx failures are not ok)."""
+        if ok:
+            self._answered = True
+        else:
+            self.last_error = error
+            refused = isinstance(error, ProviderConnectionError) and not isinstance(error, ProviderTimeoutError)
+            self._refused = self._refused + 1 if refused else 0
+            if not self._answered and self._refused >= self.min_attempts and self._dead_on_arrival is None:
+                # Never reached at all (wrong base_url, server not started): no point probing.
+                self._dead_on_arrival = RunFailedError(
+                    f"the first {self._refused} requests to provider {self.provider!r} all failed to connect "
+                    f"({error}); stopping the run instead of failing every row. Check that the server is "
+                    "running and the provider's base_url", cause=error)
+                self._changed.set()
+        if probe:
+            self._probing = False
+            if ok:
+                self.state, self._delay = "closed", self.cooldown
+                self._outcomes.clear()
+            else:
+                self._delay = min(self.max_cooldown, self._delay * 2)
+                self._next_probe = self.clock() + self._delay
+            self._changed.set()
+            return
+        self._outcomes.append(ok)
+        if (self.state == "closed" and len(self._outcomes) >= self.min_attempts
+                and self._failures() >= self.threshold * len(self._outcomes)):
+            self.state = "open"
+            self.trips += 1
+            self._opened_at = self.clock()
+            self._next_probe = self._opened_at + self._delay
+
+    def release(self, probe: bool) -> None:
+        """An admitted attempt ended without telling anything about the provider (cancelled)."""
+        if probe:
+            self._probing = False
+            self._changed.set()
 
 
-RETRYABLE = (RateLimitError, ProviderServerError, ProviderTimeoutError, ProviderConnectionError)
+#: Errors that fail every cell the same way, whatever the row: stop instead of repeating them.
+DETERMINISTIC = (TemplateError, ConfigError, NotFoundError, AuthenticationError)
+
+
+def deterministic(exc: BaseException) -> bool:
+    if isinstance(exc, DETERMINISTIC):
+        return True
+    return isinstance(exc, ProviderRequestError) and exc.status_code == 404  # unknown model
 
 
 @dataclass
@@ -201,6 +319,7 @@ class RunStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    breaker_trips: int = 0
     concurrency_max: int = 0
     concurrency_lowest: int = 0
     concurrency_final: int = 0
@@ -221,55 +340,80 @@ class _Buffer:
 
 
 class Runner:
-    """Runs the cells of one experiment run. Lives on promptlab's event loop."""
+    """Runs the cells of one experiment run on promptlab's event loop, through the Lab's
+    execution seam (``lab.engine``), with this runner as the hooks around every attempt."""
 
     def __init__(self, lab: "Lab", run: Mapping[str, Any], experiment: Mapping[str, Any],
                  variants: Mapping[str, Action], *,
                  concurrency: int = 16, rate_limit: Mapping[str, Any] | None = None,
                  evaluators: Sequence[Any] = (), cache: bool = False, streaming: bool = False,
-                 max_attempts: int = 6, progress: bool = True, flush_every: int = 64,
-                 flush_seconds: float = 0.5, fail_fast_after: int = 5):
+                 max_attempts: int = 6, attempt_timeout: float | None = None,
+                 cell_timeout: float | None = 300.0, progress: bool = True, flush_every: int = 64,
+                 flush_seconds: float = 0.5, fail_fast_after: int = 5,
+                 breaker: Mapping[str, Any] | None = None, lease: Any = None,
+                 cells_per_variant: int | None = None):
         if concurrency < 1:
             raise ConfigError("concurrency must be >= 1")
+        if max_attempts < 1:
+            raise ConfigError("max_attempts must be >= 1")
+        for name, value in (("attempt_timeout", attempt_timeout), ("cell_timeout", cell_timeout)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ConfigError(f"{name} must be a positive number of seconds or None, not {value!r}")
         self.lab = lab
+        self.engine = lab.engine
         self.run = run
         self.experiment = experiment
         self.variants = variants
-        self.plain_evaluators, self.judges = split_evaluators(list(evaluators))
+        plain, self.judges = split_evaluators(list(evaluators))
+        # promptlab's own evaluators are quick pure functions; user code might block (I/O, a
+        # model of its own), so it runs in a worker thread, off promptlab's loop.
+        self.quick_evaluators = [e for e in plain if getattr(e, "spec", None) is not None]
+        self.threaded_evaluators = [e for e in plain if getattr(e, "spec", None) is None]
         self.cache = cache
         self.streaming = streaming
-        self.max_attempts = max_attempts
+        self.policy = RetryPolicy(max_attempts=max_attempts, attempt_timeout=attempt_timeout,
+                                  call_timeout=cell_timeout, lean=not streaming)
         self.progress = progress
         self.flush_every = flush_every
         self.max_buffered = 4 * flush_every
         self.flush_seconds = flush_seconds
-        self.fail_fast_after = fail_fast_after
+        self.fail_fast_after = max(1, min(fail_fast_after, cells_per_variant or fail_fast_after))
+        self.breaker_options = dict(breaker or {})
+        CircuitBreaker("check", **self.breaker_options)  # bad options fail before the run starts
+        self.lease = lease
         self.limiter = AdaptiveLimiter(concurrency)
         self.rate_limits = _rate_limiters(rate_limit, {a.model.split(":", 1)[0] for a in variants.values()})
         self.stats = RunStats(concurrency_max=concurrency)
+        self.abort: RunFailedError | None = None
         self._buffer = _Buffer()
-        self._full = asyncio.Event()
-        self._stopping = False
         self._flush_lock = asyncio.Lock()
-        self._connect_failures = 0
-        self._abort: ProviderConnectionError | None = None
-        self._providers: dict[str, Any] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._first_outcomes: dict[str, list[BaseException | None]] = collections.defaultdict(list)
         self._judge_actions: dict[str, Action] = {}
+        self._workers: anyio.CancelScope | None = None
 
     # -- the loop -------------------------------------------------------------------------
 
     async def execute(self, cells: Iterator[tuple[Cell, Mapping[str, Any]]], total: int) -> RunStats:
-        """Run (cell, dataset row) pairs from a shared iterator with ``concurrency`` workers."""
+        """Run (cell, dataset row) pairs from a shared iterator with ``concurrency`` workers.
+
+        Raises RunFailedError when the run had to stop (deterministic failures, a provider that
+        stayed down, a lost lease); cancellation (Ctrl-C) propagates after the finished cells are
+        written."""
         started = time.perf_counter()
         bar = _progress_bar(total, self.experiment["name"], self.progress)
-        flusher = asyncio.ensure_future(self._flush_periodically())
         iterator = iter(cells)
 
         async def worker() -> None:
             for cell, row in iterator:  # shared iterator: each cell is taken by exactly one worker
-                if self._abort is not None:
+                try:
+                    await self._run_cell(cell, row)
+                except RunFailedError as exc:
+                    self._stop(exc)
                     return
-                await self._run_cell(cell, row)
+                except Exception as exc:  # a bug must stop the run, not leave it half-running
+                    self._stop(RunFailedError(f"internal error: {type(exc).__name__}: {exc}", cause=exc))
+                    return
                 bar.update(1)
                 if len(self._buffer) >= self.max_buffered:
                     # Backpressure: when the store falls behind, workers wait for it rather
@@ -277,31 +421,49 @@ class Runner:
                     await self._flush()
 
         try:
-            await asyncio.gather(*(worker() for _ in range(self.limiter.maximum)))
+            async with anyio.create_task_group() as background:
+                background.start_soon(self._flush_periodically)
+                if self.lease is not None:
+                    background.start_soon(self._heartbeat)
+                try:
+                    async with anyio.create_task_group() as workers:
+                        self._workers = workers.cancel_scope
+                        for _ in range(self.limiter.maximum):
+                            workers.start_soon(worker)
+                finally:
+                    background.cancel_scope.cancel()
         finally:
-            # Stopped by a flag, not cancel(): cancelling a task inside asyncio.wait_for can be
-            # lost on Python 3.11 when the wait completes at the same moment, hanging the run.
-            self._stopping = True
-            self._full.set()
-            await flusher
-            await self._flush()
+            # Whatever ended the run (its end, an abort, Ctrl-C), the finished cells are written.
+            with anyio.CancelScope(shield=True):
+                await self._flush()
             bar.close()
             self.stats.seconds = time.perf_counter() - started
             self.stats.concurrency_lowest = int(self.limiter.lowest)
             self.stats.concurrency_final = int(self.limiter.limit)
-        if self._abort is not None:
-            raise self._abort
+            self.stats.breaker_trips = sum(b.trips for b in self._breakers.values())
+        if self.abort is not None:
+            raise self.abort
         return self.stats
 
+    def _stop(self, reason: RunFailedError) -> None:
+        if self.abort is None:
+            self.abort = reason
+        if self._workers is not None:
+            self._workers.cancel()
+
     async def _flush_periodically(self) -> None:
-        while not self._stopping:
-            try:
-                await asyncio.wait_for(self._full.wait(), timeout=self.flush_seconds)
-            except asyncio.TimeoutError:
-                pass
-            self._full.clear()
-            if not self._stopping:
-                await self._flush()
+        while True:
+            await anyio.sleep(self.flush_seconds)
+            await self._flush()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self.lease.interval)
+            if not await self.engine.io(self.lease.renew):
+                self._stop(RunFailedError(
+                    f"lost the lease on run {self.run['guid']}: another process took the run over "
+                    "(this one was thought dead); stopped sending"))
+                return
 
     async def _flush(self) -> None:
         """Write the buffered cells in a worker thread, one batch at a time, so the event loop
@@ -309,8 +471,8 @@ class Runner:
         async with self._flush_lock:
             buffer, self._buffer = self._buffer, _Buffer()
             if buffer.cells or buffer.generations:
-                await asyncio.to_thread(self.lab.store.record_cells, buffer.generations, buffer.cells,
-                                        buffer.scores)
+                await self.engine.io(self.lab.store.record_cells, buffer.generations, buffer.cells,
+                                     buffer.scores)
 
     # -- one cell -------------------------------------------------------------------------
 
@@ -318,33 +480,31 @@ class Runner:
         action = self.variants[cell.variant]
         self.stats.cells += 1
         metadata = {"row_index": cell.row_index}
+        tags = dict(experiment=self.experiment["guid"], variant=cell.variant, run=self.run["guid"],
+                    repeat=cell.repeat)
         try:
-            call = self.lab.actions.plan(
-                action, row["input"], use_cache=self.cache, streaming=self.streaming,
-                experiment=self.experiment["guid"], variant=cell.variant, run=self.run["guid"],
-                repeat=cell.repeat, metadata=metadata)
+            call = await self.engine.plan(action, row["input"], cache=self.cache, streaming=self.streaming,
+                                          metadata=metadata, log_failure=False, **tags)
         except PromptlabError as exc:  # e.g. a row missing a template variable
-            failed = Call(guid=new_guid(), action=action, environment=None, input=row["input"], turn=None,
-                          model=action.model, provider_name="", provider_model="", params=action.params,
-                          experiment=self.experiment["guid"], variant=cell.variant, run=self.run["guid"],
-                          repeat=cell.repeat, metadata=metadata)
-            self._record(cell, failed.row(**error_fields(exc)), [])
+            failed = self.engine.failed_call(action, row["input"], environment=None, metadata=metadata, **tags)
+            self._record(cell, failed.row(**error_fields(exc)), [], exc, row)
             return
         try:
-            completion, cached = await self._complete_with_retries(call)
+            completion, cached = await self.engine.complete(call, policy=self.policy, hooks=self)
+        except RunFailedError:
+            raise  # the run is stopping; this cell stays unrecorded for a later resume
         except ProviderError as exc:
-            if self._abort is not None:
-                return  # the run is stopping; this cell stays unrecorded for a later resume
-            self._record(cell, call.row(**error_fields(exc)), [])
+            self._record(cell, call.row(**error_fields(exc)), [], exc, row)
             return
         cost = 0.0 if cached else self.lab.cost(call.model, completion.usage.prompt_tokens,
                                                 completion.usage.completion_tokens)
         generation = call.row(**completion_fields(completion, cost, cached))
         scores = await self._evaluate(completion.text, row, call.guid)
-        self._record(cell, generation, scores)
+        self._record(cell, generation, scores, None, row)
 
-    def _record(self, cell: Cell, generation: dict[str, Any], scores: list[dict[str, Any]]) -> None:
-        ok = generation["status"] == "done"
+    def _record(self, cell: Cell, generation: dict[str, Any], scores: list[dict[str, Any]],
+                error: BaseException | None, row: Mapping[str, Any]) -> None:
+        ok = error is None
         self.stats.ok += ok
         self.stats.errors += not ok
         self._buffer.generations.append(generation)
@@ -353,50 +513,69 @@ class Runner:
                                        status="done" if ok else "error",
                                        generation_guid=generation["guid"], updated_at=utcnow()))
         self._buffer.scores.extend(scores)
-        if len(self._buffer) >= self.flush_every:
-            self._full.set()
+        self._check_fail_fast(cell.variant, error, row)
 
-    async def _complete_with_retries(self, call: Call):
-        provider = self._provider(call.provider_name)
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type(RETRYABLE), wait=_wait_for,
-            stop=tenacity.stop_after_attempt(self.max_attempts), reraise=True,
-            before_sleep=self._before_retry)
-        async for attempt in retrying:
-            with attempt:
-                if self._abort is not None:
-                    raise self._abort
-                return await self._attempt(call, provider)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _check_fail_fast(self, variant: str, error: BaseException | None, row: Mapping[str, Any]) -> None:
+        """Stop when a variant's first cells all failed the same deterministic way."""
+        first = self._first_outcomes[variant]
+        if len(first) >= self.fail_fast_after:
+            return
+        first.append(error)
+        if len(first) < self.fail_fast_after:
+            return
+        kinds = {(type(e), str(e)) if e is not None else None for e in first}
+        if len(kinds) != 1 or first[0] is None or not deterministic(first[0]):
+            return
+        cause = first[0]
+        hint = ""
+        if isinstance(cause, MissingVariablesError):
+            columns = ", ".join(map(str, row.get("input", {}))) or "none"
+            hint = (f". The dataset's columns are: {columns}; the action "
+                    f"{self.variants[variant].name!r} uses {self.variants[variant].variables}")
+        self._stop(RunFailedError(
+            f"the first {len(first)} cells of variant {variant} all failed with "
+            f"{type(cause).__name__}: {cause}{hint}. Stopped before sending more; fix it and resume the run",
+            cause=cause))
 
-    def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
-        self.stats.retries += 1
-        if self._abort is not None:
-            raise self._abort
+    # -- hooks around every attempt (engine.AttemptHooks) --------------------------------------
 
-    async def _attempt(self, call: Call, provider: Any):
+    @contextlib.asynccontextmanager
+    async def attempt(self, call: Call) -> AsyncIterator[None]:
+        breaker = self._breaker(call.provider_name)
+        probe = await breaker.admit()
         await self.limiter.acquire()
         try:
             await self._respect_rate_limit(call)
             self.stats.requests += 1
-            result = await self.lab.actions._complete(call, None, provider=provider, lean=not self.streaming)
+            yield
         except RateLimitError:
             self.stats.rate_limited += 1
             self.limiter.on_rate_limited()
+            breaker.release(probe)
             raise
-        except ProviderConnectionError as exc:
-            if not isinstance(exc, ProviderTimeoutError) and self.stats.ok == 0:
-                self._connect_failures += 1
-                if self._connect_failures >= self.fail_fast_after and self._abort is None:
-                    self._abort = ProviderConnectionError(
-                        f"the first {self._connect_failures} requests all failed to connect "
-                        f"({exc}); stopping the run instead of failing every row. Check that the "
-                        "server is running and the provider's base_url.", provider=exc.provider)
+        except (ProviderConnectionError, ProviderServerError) as exc:
+            breaker.record(False, probe, exc)
             raise
+        except ProviderError:
+            breaker.record(True, probe)  # it answered: the provider is up
+            raise
+        except BaseException:
+            breaker.release(probe)
+            raise
+        else:
+            breaker.record(True, probe)
+            self.limiter.on_success()
         finally:
             self.limiter.release()
-        self.limiter.on_success()
-        return result
+
+    def on_retry(self, call: Call, error: BaseException | None) -> None:
+        self.stats.retries += 1
+
+    def _breaker(self, provider: str) -> CircuitBreaker:
+        breaker = self._breakers.get(provider)
+        if breaker is None:
+            breaker = self._breakers[provider] = CircuitBreaker(provider, **self.breaker_options)
+        return breaker
 
     async def _respect_rate_limit(self, call: Call) -> None:
         limits = self.rate_limits.get(call.provider_name)
@@ -409,21 +588,15 @@ class Runner:
             estimate = _estimate_tokens(call.turn.messages) + int(call.params.get("max_tokens") or 256)
             await tpm.acquire(min(estimate, tpm.max_rate))
 
-    def _provider(self, name: str) -> Any:
-        if name not in self._providers:
-            provider = self.lab.providers.get(name)
-            # The runner does its own, adaptive retrying: one SDK attempt per request.
-            with_options = getattr(provider, "with_options", None)
-            self._providers[name] = with_options(max_retries=0) if with_options else provider
-        return self._providers[name]
-
     # -- evaluation -----------------------------------------------------------------------
 
     async def _evaluate(self, output: str, row: Mapping[str, Any], generation_guid: str) -> list[dict[str, Any]]:
-        if not self.plain_evaluators and not self.judges:
+        if not (self.quick_evaluators or self.threaded_evaluators or self.judges):
             return []
         full_row = {**row["input"], **_expected_fields(row.get("expected"))}
-        scores: list[Score] = run_evaluators(self.plain_evaluators, output, full_row)
+        scores: list[Score] = run_evaluators(self.quick_evaluators, output, full_row)
+        if self.threaded_evaluators:
+            scores += await asyncio.to_thread(run_evaluators, self.threaded_evaluators, output, full_row)
         for judge in self.judges:
             try:
                 scores.append(await judge.evaluate(output, full_row, self._judge_complete))
@@ -439,10 +612,10 @@ class Runner:
         # Resolved once per run, not once per judged cell.
         judge_action = self._judge_actions.get(action)
         if judge_action is None:
-            judge_action = self._judge_actions[action] = self.lab.actions.get(action)
-        call = self.lab.actions.plan(judge_action, dict(variables), use_cache=self.cache,
-                                     metadata={"judge_for_run": self.run["guid"]})
-        generation = await self.lab.actions.execute(call)
+            judge_action = self._judge_actions[action] = await asyncio.to_thread(self.lab.actions.get, action)
+        call = await self.engine.plan(judge_action, dict(variables), cache=self.cache,
+                                      metadata={"judge_for_run": self.run["guid"]})
+        generation = await self.engine.run(call, policy=self.policy, hooks=self)
         return generation.msg or ""
 
 
@@ -488,4 +661,4 @@ def _progress_bar(total: int, name: str, enabled: bool):
 
 
 __all__ = ["Runner", "Cell", "plan_cells", "cells_to_run", "in_shard", "split_row", "AdaptiveLimiter",
-           "RunStats", "LLMJudge"]
+           "CircuitBreaker", "RunStats", "LLMJudge", "deterministic"]

@@ -117,11 +117,28 @@ def score_pairwise(cells: Sequence[Mapping[str, Any]], scores: Mapping[str, Mapp
     return wins_a, wins_b, ties
 
 
+def error_causes(cells: Sequence[Mapping[str, Any]]) -> str | None:
+    """Failed cells' causes, most common first: ``"80 x MissingVariablesError: missing ..."``."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for cell in cells:
+        if cell["status"] != "done":
+            groups[cell.get("error_type") or "Error"].append(cell.get("error") or "")
+    if not groups:
+        return None
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    return "; ".join(f"{len(messages)} x {kind}: {_clip(min(messages))}" for kind, messages in ordered)
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings: Mapping[str, str],
               scores: Mapping[str, Mapping[str, float | None]],
               preferences: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
-    """Per variant: n, errors, latency p50/p95, tokens, cost, positive rate (Wilson 95%),
-    pairwise W/T/L against the other variants, evaluator means."""
+    """Per variant: n, errors (and their causes), latency p50/p95, tokens, cost, positive rate
+    (Wilson 95%), pairwise W/T/L against the other variants, evaluator means."""
     import pandas as pd
 
     records = []
@@ -137,7 +154,7 @@ def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings
         record = {
             "variant": label,
             "action": done[0]["action_name"] + f" v{done[0]['action_version']}" if done else None,
-            "n": len(mine), "errors": len(mine) - len(done),
+            "n": len(mine), "errors": len(mine) - len(done), "error_causes": error_causes(mine),
             "latency_p50_ms": latency["p50"], "latency_p95_ms": latency["p95"],
             "tokens": sum(_tokens(c) or 0 for c in done),
             "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),
@@ -257,7 +274,34 @@ class ExperimentRun:
 
     @property
     def status(self) -> str:
-        return self._lab.store.get_run(self.guid)["status"]
+        """``created``, ``running``, ``done`` (every cell succeeded), ``done_with_errors``,
+        ``failed`` or ``interrupted``. A run whose process died (its lease expired) is
+        ``interrupted``, never ``running`` forever; every status but ``done`` can be resumed."""
+        return self._status_and_detail()[0]
+
+    @property
+    def status_detail(self) -> str | None:
+        """Why the run is not plainly ``done`` (None when it is)."""
+        return self._status_and_detail()[1]
+
+    def _status_and_detail(self) -> tuple[str, str | None]:
+        record = self._lab.store.get_run(self.guid)
+        status, detail = record["status"], record.get("status_detail")
+        from . import live_leases
+
+        if status == "running" and not live_leases(self._lab.store, self.guid):
+            counts = self._lab.store.cell_counts(self.guid)
+            total = self.n_rows * self.repeats * len(self.labels)
+            return "interrupted", (f"the process running it stopped without finishing (killed?); "
+                                   f"{sum(counts.values())} of {total} cells recorded; resume to finish")
+        return status, detail
+
+    def errors(self) -> "pd.DataFrame":
+        """Failed cells grouped by variant and error type: count and one example message."""
+        import pandas as pd
+
+        groups = self._lab.store.run_error_groups(self.guid)
+        return pd.DataFrame(groups, columns=["variant", "error_type", "count", "example"])
 
     @property
     def record(self) -> dict[str, Any]:

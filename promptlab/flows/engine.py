@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ..actions import Action, Call, Turn, error_fields
+from ..actions import error_fields
 from ..errors import ConfigError, InvalidInputError
 from ..store import new_guid, utcnow
 from . import ctx as _ctx
@@ -180,13 +180,13 @@ class _VerifierRuntime:
 
     async def run_action(self, action: str, variables: Mapping[str, Any]) -> str:
         lab = self._run.lab
-        resolved = lab.actions.get(action)
-        call = lab.actions.plan(resolved, dict(variables), metadata=self._run.metadata(
+        resolved = await asyncio.to_thread(lab.actions.get, action)
+        call = await lab.engine.plan(resolved, dict(variables), log_failure=False, metadata=self._run.metadata(
             self._behavior, {"verifier_action": resolved.name}), **self._run.call_tags())
         self._run.trace.add("prompt", self._behavior, f"judge action {resolved.name} ({resolved.model})",
                             guid=call.guid)
         self._run.generations.append(call.guid)
-        generation = await lab.actions.execute(call)
+        generation = await lab.engine.run(call)
         self._run.account(generation)
         return generation.msg or ""
 
@@ -348,19 +348,14 @@ class TurnRun:
                   behavior: Behavior, label: str, meta: Mapping[str, Any]) -> "Generation":
         """One logged chat completion (a generation row), through the lab's provider seam."""
         lab = self.lab
-        provider_name, provider_model = lab.providers.parse(model)
         # Not a stored action: the generation row names the flow/behavior/prompt instead.
-        action = Action(guid=None, name=f"{self.flow.name}/{behavior.name}/{label}",  # type: ignore[arg-type]
-                        version=None, version_guid=None, model=model)  # type: ignore[arg-type]
-        call = Call(guid=new_guid(), action=action, environment=None, input=self.message,
-                    turn=Turn(system=[], history=[], new=list(messages)),
-                    model=f"{provider_name}:{provider_model}", provider_name=provider_name,
-                    provider_model=provider_model, params=dict(params),
-                    metadata=self.metadata(behavior, meta), **self.call_tags())
+        call = lab.engine.plan_chat(model, messages, name=f"{self.flow.name}/{behavior.name}/{label}",
+                                    params=params, input=self.message, metadata=self.metadata(behavior, meta),
+                                    **self.call_tags())
         self.generations.append(call.guid)
         started = self.clock()
         try:
-            generation = await lab.actions.execute(call)
+            generation = await lab.engine.run(call)
         except Exception as exc:
             self.trace.add("prompt", behavior, f"{label} on {model}: {type(exc).__name__}",
                            duration_ms=self.clock() - started, guid=call.guid)
@@ -513,14 +508,17 @@ class Flow:
     # running --------------------------------------------------------------------------------------
 
     def run_turn(self, conversation: str, message: Any) -> TurnResult:
-        """Run one customer turn of ``conversation`` (its id) with the customer's ``message``."""
+        """Run one customer turn of ``conversation`` (its id) with the customer's ``message``.
+        Ctrl-C stops it: in-flight model calls are cancelled and logged as interrupted."""
         lab = self._lab()
-        return lab._loop.run(self._turn(conversation, message, None))
+        return lab.engine.blocking(self._turn(conversation, message, None))
 
-    async def arun_turn(self, conversation: str, message: Any) -> TurnResult:
-        """Async twin of ``run_turn``."""
+    async def arun_turn(self, conversation: str, message: Any, *,
+                        tags: Mapping[str, Any] | None = None) -> TurnResult:
+        """Async twin of ``run_turn``. ``tags`` (``run``, ``variant``, ...) are recorded on the
+        turn and its generations (``lab.flows.compare`` tags its comparisons so)."""
         lab = self._lab()
-        return await lab._loop.arun(self._turn(conversation, message, None))
+        return await lab.engine.awaiting(self._turn(conversation, message, tags))
 
     async def _turn(self, conversation: str, message: Any, tags: Mapping[str, Any] | None) -> TurnResult:
         lab = self._lab()

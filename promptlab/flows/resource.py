@@ -178,13 +178,13 @@ class Flows:
         ``<evaluator>_a``/``<evaluator>_b`` (0..1). ``df.attrs["run"]`` is the comparison id.
         A turn that raises is recorded in ``error_*`` and the conversation goes on.
         """
-        return self._lab._loop.run(self.acompare(flow_a, flow_b, conversations, evaluators,
-                                                 concurrency=concurrency))
+        return self._lab.engine.blocking(self._compare(flow_a, flow_b, conversations, evaluators, concurrency))
 
     async def acompare(self, flow_a: Flow | str, flow_b: Flow | str, conversations: Iterable[Any],
                        evaluators: Sequence[Any] = (), *, concurrency: int = 4) -> "pd.DataFrame":
         """Async twin of ``compare``."""
-        return await self._lab._loop.arun(self._compare(flow_a, flow_b, conversations, evaluators, concurrency))
+        return await self._lab.engine.awaiting(self._compare(flow_a, flow_b, conversations, evaluators,
+                                                             concurrency))
 
     async def _compare(self, flow_a, flow_b, conversations, evaluators, concurrency) -> "pd.DataFrame":
         import pandas as pd
@@ -226,7 +226,7 @@ class Flows:
                     row = {**extra, "message": message, "conversation": conv["id"], "turn": n,
                            "expected": conv["expected"][n - 1] if conv["expected"] else None}
                     try:
-                        result: TurnResult = await flow._turn(cid, message, tags)
+                        result: TurnResult = await flow.arun_turn(cid, message, tags=tags)
                     except Exception as exc:
                         out.append({"answer": None, "guid": None, "error": f"{type(exc).__name__}: {exc}",
                                     "scores": {}})

@@ -13,7 +13,6 @@ provider failures (504 timeouts) with promptlab's message, 500 only for bugs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -250,22 +249,8 @@ async def _run_in_experiment(lab: "Lab", body: RunActionRequest) -> Generation:
     control); without one, let the experiment assign the variant."""
     options = dict(cache=body.cache, metadata_filter=body.metadata_filter, messages=body.lab_messages(),
                    streaming=body.streaming, async_mode=body.async_mode)
-    if body.action is None:
-        return await lab.experiments.aprompt(body.experiment, body.lab_input(), ext_user_id=body.user,
-                                             session=body.session, **options)
-    exp = await asyncio.to_thread(lab.experiments.get, body.experiment)
-    matches = [v for v in exp.variants if body.action in (v.action, v.action_guid)]
-    if not matches:
-        names = ", ".join(f"{v.label}={v.action}" for v in exp.variants)
-        raise InvalidInputError(f"action {body.action!r} is not a variant of experiment {exp.name!r} "
-                                f"(variants: {names}); omit 'action' to let the experiment choose")
-    variant = matches[0]
-    actions = lab.actions
-    call = await asyncio.to_thread(actions._prepare, variant.action_guid, body.lab_input(), variant.environment,
-                                   None, body.cache, body.user, body.session, body.metadata_filter, None,
-                                   body.lab_messages(), body.streaming)
-    call.experiment, call.variant = exp.guid, variant.label
-    return await lab._loop.arun(actions._start(call, body.async_mode))
+    return await lab.experiments.aprompt(body.experiment, body.lab_input(), ext_user_id=body.user,
+                                         session=body.session, variant=body.action, **options)
 
 
 def _respond(generation: Generation, base: str, async_mode: bool):

@@ -8,13 +8,15 @@ its latest result; the generations themselves carry ``run_guid``/``variant``/``r
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 
-from ..errors import ConfigError
+from datetime import timedelta
+
+from ..errors import ConfigError, NotFoundError, RunInProgressError
 from . import schema as t
-from ._util import as_dict, new_guid, utcnow
+from ._util import as_dict, aware, new_guid, utcnow
 
 experiments = sa.Table(
     "experiments",
@@ -41,13 +43,15 @@ runs = sa.Table(
     t.metadata,
     sa.Column("guid", t.GUID, primary_key=True),
     sa.Column("experiment_guid", t.GUID, sa.ForeignKey("experiments.guid"), nullable=False, index=True),
-    sa.Column("status", sa.String(20), nullable=False),  # running | done | failed
+    # created | running | done | done_with_errors | failed | interrupted (see ExperimentRun.status)
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("repeats", sa.Integer, nullable=False),
     sa.Column("config", sa.JSON, nullable=False),  # pinned versions, evaluators, dataset name
     sa.Column("stats", sa.JSON),  # rate limiting and retry counters of the last session
     sa.Column("created_at", t.Time, nullable=False),
     sa.Column("finished_at", t.Time),
+    sa.Column("status_detail", sa.Text),  # why the run is not plainly done (migration 7)
 )
 
 run_rows = sa.Table(
@@ -73,7 +77,19 @@ run_cells = sa.Table(
     sa.Column("updated_at", t.Time, nullable=False),
 )
 
-TABLES: list[sa.Table] = [experiments, experiment_variants, runs, run_rows, run_cells]
+# Who is running (part of) a run: one row per holder ("*" for the whole run, "k/n" for a shard),
+# renewed by a heartbeat; a row past expires_at belongs to a dead process (migration 7).
+run_leases = sa.Table(
+    "run_leases",
+    t.metadata,
+    sa.Column("run_guid", t.GUID, sa.ForeignKey("runs.guid"), primary_key=True),
+    sa.Column("holder", sa.String(50), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("acquired_at", t.Time, nullable=False),
+    sa.Column("expires_at", t.Time, nullable=False),
+)
+
+TABLES: list[sa.Table] = [experiments, experiment_variants, runs, run_rows, run_cells, run_leases]
 
 
 class ExperimentSQL:
@@ -150,6 +166,77 @@ class ExperimentSQL:
     def update_run(self, guid: str, **fields: Any) -> None:
         with self.write() as conn:
             conn.execute(runs.update().where(runs.c.guid == guid).values(**fields))
+
+    # leases ----------------------------------------------------------------------------
+
+    def acquire_run_lease(self, run_guid: str, holder: str, owner: str, ttl: float,
+                          dead: Callable[[str], bool] = lambda owner: False) -> None:
+        """Take the lease on ``holder`` ("*": the whole run, "k/n": one shard) of a run for
+        ``ttl`` seconds, or raise RunInProgressError naming the live holder. Expired leases, and
+        those whose ``dead(owner)`` is true (a killed process), are taken over. The whole run
+        conflicts with every shard."""
+        now = utcnow()
+        with self.write() as conn:
+            # Serialise lease changes of one run (SQLite's write transactions already are).
+            locked = sa.select(runs.c.guid).where(runs.c.guid == run_guid)
+            if self.dialect == "postgresql":
+                locked = locked.with_for_update()
+            if conn.execute(locked).first() is None:
+                raise NotFoundError("run", run_guid)
+            conn.execute(run_leases.delete().where(run_leases.c.run_guid == run_guid,
+                                                   run_leases.c.expires_at < now))
+            for live in conn.execute(sa.select(run_leases).where(run_leases.c.run_guid == run_guid)):
+                if live.owner == owner or dead(live.owner):
+                    continue
+                if holder == "*" or live.holder in ("*", holder):
+                    part = "the whole run" if live.holder == "*" else f"shard {live.holder}"
+                    raise RunInProgressError(
+                        f"run {run_guid} is being run by another live process ({live.owner}, {part}, "
+                        f"lease until {aware(live.expires_at):%H:%M:%S} UTC); wait for it to finish, or "
+                        "run other shards with shard=(k, n)", run_guid=run_guid, owner=live.owner)
+            conn.execute(run_leases.delete().where(run_leases.c.run_guid == run_guid,
+                                                   run_leases.c.holder == holder))
+            conn.execute(run_leases.insert().values(run_guid=run_guid, holder=holder, owner=owner,
+                                                    acquired_at=now, expires_at=now + timedelta(seconds=ttl)))
+
+    def renew_run_lease(self, run_guid: str, holder: str, owner: str, ttl: float) -> bool:
+        """Extend a held lease; False when it is no longer ours (taken over as expired)."""
+        with self.write() as conn:
+            result = conn.execute(run_leases.update().where(
+                run_leases.c.run_guid == run_guid, run_leases.c.holder == holder, run_leases.c.owner == owner)
+                .values(expires_at=utcnow() + timedelta(seconds=ttl)))
+            return result.rowcount == 1
+
+    def release_run_lease(self, run_guid: str, holder: str, owner: str) -> None:
+        with self.write() as conn:
+            conn.execute(run_leases.delete().where(
+                run_leases.c.run_guid == run_guid, run_leases.c.holder == holder, run_leases.c.owner == owner))
+
+    def live_run_leases(self, run_guid: str) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(sa.select(run_leases).where(
+                run_leases.c.run_guid == run_guid, run_leases.c.expires_at >= utcnow()))]
+
+    # cells -----------------------------------------------------------------------------
+
+    def cell_counts(self, run_guid: str) -> dict[str, int]:
+        """status -> number of the run's recorded cells."""
+        query = (sa.select(run_cells.c.status, sa.func.count()).where(run_cells.c.run_guid == run_guid)
+                 .group_by(run_cells.c.status))
+        with self.read() as conn:
+            return {status: count for status, count in conn.execute(query)}
+
+    def run_error_groups(self, run_guid: str) -> list[dict[str, Any]]:
+        """The run's failed cells grouped by (variant, error type): count and one message."""
+        g = t.generations
+        query = (sa.select(run_cells.c.variant, g.c.error_type, sa.func.count().label("count"),
+                           sa.func.min(g.c.error).label("example"))
+                 .select_from(run_cells.join(g, g.c.guid == run_cells.c.generation_guid))
+                 .where(run_cells.c.run_guid == run_guid, run_cells.c.status == "error")
+                 .group_by(run_cells.c.variant, g.c.error_type)
+                 .order_by(sa.desc("count"), run_cells.c.variant))
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(query)]
 
     def run_rows(self, run_guid: str) -> list[dict[str, Any]]:
         with self.read() as conn:

@@ -55,7 +55,15 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (4, "context libraries, documents and chunks", _create_area("contexts")),
     (5, "assistant flows: conversations and turns", _create_area("flows")),
     (6, "gateway API keys", _create_area("gateway")),
+    (7, "run leases and the run status detail", lambda conn: _run_leases(conn)),
 ]
+
+
+def _run_leases(conn: sa.Connection) -> None:
+    from .experiments import run_leases
+
+    run_leases.create(conn, checkfirst=True)
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN status_detail TEXT"))
 
 
 def latest_version() -> int:

@@ -215,8 +215,7 @@ class CompareController:
                 return self._future
             coro = self.lab.experiments.arun(self.run.experiment_guid, resume=self.run.guid,
                                              concurrency=concurrency, cache=cache, progress=False)
-            self._future = self.lab._loop.spawn(coro)
-            self.lab._track(self._future)
+            self._future = self.lab.engine.background(coro)
             return self._future
 
     def generate(self, timeout: float | None = None, **options: Any) -> "CompareController":
@@ -607,14 +606,14 @@ class PlaygroundController:
         variables = {name: self.inputs[name] for name in self.variables if name in self.inputs}
         # check every config, then plan every call, before running anything: an error runs neither
         actions = {which: self.action(which) for which in which_sides}
-        calls = {which: self.lab.actions.plan(action, variables, streaming=True,
-                                              metadata={"playground": which.upper(), "draft": True})
+        engine = self.lab.engine
+        calls = {which: engine.plan_sync(action, variables, streaming=True, log_failure=False,
+                                         metadata={"playground": which.upper(), "draft": True})
                  for which, action in actions.items()}
         started = {}
         for which, call in calls.items():
             stream = TokenStream()
-            future = self.lab._loop.spawn(self.lab.actions.execute(call, stream=stream))
-            self.lab._track(future)
+            future = engine.background(engine.run(call, stream=stream))
             started[which] = PlaygroundResult(which, stream, future)
         self.results.update(started)
         return started

@@ -1,0 +1,421 @@
+"""The execution seam: every model call promptlab makes is planned and run here.
+
+::
+
+    call = await lab.engine.plan("writer", {"task": "Fix typos", "content": "Teh cat"})
+    generation = await lab.engine.run(call)          # provider call, cache, log, session
+
+``plan`` resolves the action version, renders the template, retrieves a bound context and reads
+session memory; store and retrieval work runs in a worker thread, never on the caller's event
+loop. ``run`` sends the request with a total deadline per attempt and per call (keep-alives and
+trickled bytes do not extend them), retries transient failures, and writes the generation row;
+a write that has started is finished even when the call is cancelled. Actions, experiments
+(online and offline), the gateway, widgets and flows all call this seam; the sync methods of
+those resources are thin wrappers over it (``blocking``), in which Ctrl-C / a kernel interrupt
+cancels the in-flight request and sends nothing more.
+
+Model calls run on one private event loop on a daemon thread, so that a sync call works in a
+plain script and inside Jupyter (where the main thread's loop is already running), and every
+HTTP connection pool stays on the loop that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import random
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, Coroutine, Mapping, Protocol, \
+    Sequence, TypeVar
+
+import anyio
+import tenacity
+
+from ._loop import LoopThread
+from .actions import Action, Call, Turn, build_turn, completion_fields, error_fields, input_variables, \
+    normalize_environment
+from .errors import (
+    PromptlabError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+from .generations import Generation, TokenStream
+from .providers.base import Completion, Usage
+from .store import new_guid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lab import Lab
+
+T = TypeVar("T")
+
+RETRYABLE = (RateLimitError, ProviderServerError, ProviderTimeoutError, ProviderConnectionError)
+#: How long a sync call waits, after Ctrl-C, for the cancelled work to log itself.
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Deadlines and retries of one call.
+
+    ``attempt_timeout``: seconds one attempt may take in total (connect, the whole body or the
+    whole stream); None: the provider's ``timeout``. ``call_timeout``: seconds the call may take
+    across all its attempts and back-off waits. ``max_attempts``: None means the provider's
+    ``max_retries`` + 1. ``lean``: use the provider's single-attempt fast path if it has one.
+    """
+
+    max_attempts: int | None = None
+    attempt_timeout: float | None = None
+    call_timeout: float | None = 300.0
+    lean: bool = False
+
+
+class AttemptHooks(Protocol):
+    """What a caller may wrap around every attempt (the experiment runner's limiter, rate
+    budgets and circuit breaker): ``attempt(call)`` is entered before the request is sent and
+    exited with its outcome; ``on_retry(call, error)`` runs before a back-off wait."""
+
+    def attempt(self, call: Call) -> AsyncContextManager[None]: ...
+
+    def on_retry(self, call: Call, error: BaseException | None) -> None: ...
+
+
+def wait_before_retry(retry_state: tenacity.RetryCallState) -> float:
+    """Honour Retry-After on 429s; jittered exponential backoff otherwise."""
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        return min(60.0, exc.retry_after) * (1 + 0.1 * random.random())
+    return tenacity.wait_random_exponential(multiplier=0.25, max=10)(retry_state)
+
+
+def interrupted_fields() -> dict[str, Any]:
+    fields = error_fields(RuntimeError())
+    fields.update(error_type="Interrupted", error="cancelled before the model answered (interrupt or "
+                                                   "task cancellation); nothing more was sent")
+    return fields
+
+
+class Engine:
+    """``lab.engine``: plan and run model calls. One per Lab."""
+
+    def __init__(self, lab: "Lab"):
+        self._lab = lab
+        self._thread = LoopThread()
+        # Store and retrieval work of the seam; its own pool, so that a result's row is written
+        # even when the caller's task is cancelled while waiting (see ``io``).
+        self._io = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="promptlab-io")
+        self._pending: set[concurrent.futures.Future] = set()
+        self._pending_lock = threading.Lock()
+        self._inflight: dict[str, concurrent.futures.Future] = {}
+        self._no_retry: dict[int, Any] = {}
+
+    # -- the loop and the threads ---------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """promptlab's event loop (started on first use)."""
+        return self._thread.loop
+
+    def in_loop(self) -> bool:
+        return self._thread.in_loop()
+
+    def blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on promptlab's loop and wait for it: what every sync method does.
+
+        Ctrl-C (a kernel interrupt in Jupyter) cancels it: in-flight requests are abandoned,
+        nothing more is sent, and the work logs itself (up to ``STOP_GRACE_SECONDS``) before
+        KeyboardInterrupt reaches the caller."""
+        if self._thread.in_loop():
+            coro.close()
+            raise RuntimeError("blocking promptlab call made from inside promptlab's event loop; "
+                               "use the a-prefixed async method instead")
+        finished = threading.Event()
+
+        async def guarded() -> T:
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(guarded(), self.loop)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            finished.wait(STOP_GRACE_SECONDS)
+            raise
+
+    async def awaiting(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on promptlab's loop from a coroutine on any loop. Cancelling the
+        awaiting task cancels ``coro``."""
+        if self._thread.in_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def background(self, coro: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
+        """Start ``coro`` on promptlab's loop without waiting; ``Lab.close()`` finishes it."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: concurrent.futures.Future) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
+
+    async def io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking store/retrieval work in a worker thread. Once submitted it runs to the
+        end even if the awaiting task is cancelled, so a paid result's row is never half-lost."""
+        future = self._io.submit(fn, *args, **kwargs)
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def inflight(self, guid: str) -> concurrent.futures.Future | None:
+        """The future of an async-mode generation started by this process, if still running."""
+        return self._inflight.get(guid)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def plan_sync(self, action: str | Action, input: Any = None, *, environment: str | None = None,
+                  version: int | str | None = None, session: str | None = None,
+                  metadata_filter: Mapping[str, Any] | None = None, files: Sequence[Any] | None = None,
+                  messages: Sequence[Mapping[str, Any]] | None = None, cache: bool = False,
+                  streaming: bool = False, ext_user_id: str | None = None, experiment: str | None = None,
+                  variant: str | None = None, run: str | None = None, repeat: int | None = None,
+                  metadata: Mapping[str, Any] | None = None, log_failure: bool = True) -> Call:
+        """``plan`` in the calling thread (it may read the store and build a retrieval index).
+
+        ``action`` is a name/GUID (resolved at ``version`` or the one deployed to
+        ``environment``) or an ``Action``. A call that fails here, after its action is known,
+        still leaves an error row in the generation log (unless ``log_failure=False``)."""
+        lab = self._lab
+        if session is not None:
+            lab.sessions.get(session)  # unknown session: NotFoundError before anything
+        if isinstance(action, Action):
+            resolved, env = action, environment
+        else:
+            resolved = lab.actions.get(action, version=version, environment=environment)
+            env = None if version is not None else normalize_environment(environment)
+        fields: dict[str, Any] = {"metadata": {**({"metadata_filter": dict(metadata_filter)}
+                                                  if metadata_filter else {}), **dict(metadata or {})}}
+        tags = dict(streaming=streaming, use_cache=cache, ext_user_id=ext_user_id, experiment=experiment,
+                    variant=variant, run=run, repeat=repeat)
+        try:
+            variables, user_text = input_variables(resolved, input)
+            if resolved.context:
+                from .contexts import retrieve_for_action
+
+                variables = retrieve_for_action(lab, resolved, variables, metadata_filter, fields, user_text)
+            history = lab.sessions.history(session) if session is not None else []
+            turn = build_turn(resolved, variables, user_text, history, files, messages)
+            provider_name, provider_model = lab.providers.parse(resolved.model)
+        except PromptlabError as exc:
+            if log_failure:
+                failed = self.failed_call(resolved, input, environment=env, session=session,
+                                          metadata=fields["metadata"], **tags)
+                lab.store.insert_generation(failed.row(**error_fields(exc)))
+            raise
+        return Call(guid=new_guid(), action=resolved, environment=env, input=input, turn=turn,
+                    model=f"{provider_name}:{provider_model}", provider_name=provider_name,
+                    provider_model=provider_model, params=dict(resolved.params), session=session,
+                    metadata=fields["metadata"], **tags)
+
+    async def plan(self, action: str | Action, input: Any = None, **options: Any) -> Call:
+        """Decide everything about a call before any request; raises on bad input.
+
+        Options as ``plan_sync``. Store reads and retrieval run in a worker thread; an already
+        resolved ``Action`` without a context or session is rendered inline (pure CPU)."""
+        pure = isinstance(action, Action) and not action.context and options.get("session") is None
+        if pure:
+            return self.plan_sync(action, input, **options)
+        return await asyncio.to_thread(self.plan_sync, action, input, **options)
+
+    def plan_chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, name: str,
+                  params: Mapping[str, Any] | None = None, input: Any = None,
+                  metadata: Mapping[str, Any] | None = None, **tags: Any) -> Call:
+        """A call of ready-made chat ``messages`` to ``model``, not a stored action (flows'
+        free-form LLM steps). ``name`` is what the generation log shows as its action."""
+        provider_name, provider_model = self._lab.providers.parse(model)
+        action = Action(guid=None, name=name, version=None, version_guid=None,  # type: ignore[arg-type]
+                        model=model)
+        return Call(guid=new_guid(), action=action, environment=None, input=input,
+                    turn=Turn(system=[], history=[], new=[dict(m) for m in messages]),
+                    model=f"{provider_name}:{provider_model}", provider_name=provider_name,
+                    provider_model=provider_model, params=dict(params or {}), metadata=dict(metadata or {}),
+                    **tags)
+
+    @staticmethod
+    def failed_call(action: Action, input: Any, **tags: Any) -> Call:
+        """A call that never got as far as a request (its row records why)."""
+        return Call(guid=new_guid(), action=action, input=input, turn=None, model=action.model,
+                    provider_name="", provider_model="", params=dict(action.params), **tags)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def provider(self, name: str) -> Any:
+        """The provider ``name`` as the seam calls it: without the SDK's own retries (the seam
+        retries, with deadlines)."""
+        provider = self._lab.providers.get(name)
+        sibling = self._no_retry.get(id(provider))
+        if sibling is None or sibling[0] is not provider:
+            with_options = getattr(provider, "with_options", None)
+            sibling = (provider, with_options(max_retries=0) if with_options else provider)
+            self._no_retry[id(provider)] = sibling
+        return sibling[1]
+
+    async def complete(self, call: Call, *, stream: TokenStream | None = None,
+                       policy: RetryPolicy | None = None,
+                       hooks: AttemptHooks | None = None) -> tuple[Completion, bool]:
+        """The call's completion from the cache or the provider: ``(completion, cached)``.
+        Nothing is logged (``run`` logs; the experiment runner logs in batches)."""
+        policy = policy or RetryPolicy()
+        store = self._lab.store
+        key = call.cache_key if call.use_cache else None
+        if key is not None:
+            hit = await asyncio.to_thread(store.cache_get, key, self._lab.cache_ttl)
+            if hit is not None:
+                completion = Completion(
+                    text=hit["output"], model=hit["model"] or call.provider_model,
+                    usage=Usage(hit["prompt_tokens"] or 0, hit["completion_tokens"] or 0),
+                    finish_reason=hit["finish_reason"], latency_ms=0.0, ttft_ms=0.0 if stream else None)
+                if stream is not None:
+                    stream.push(completion.text)
+                return completion, True
+        base = self._lab.providers.get(call.provider_name)
+        provider = self.provider(call.provider_name)
+        attempts = policy.max_attempts or int(getattr(base, "max_retries", 2)) + 1
+        attempt_timeout = policy.attempt_timeout or float(getattr(base, "timeout", 60.0))
+        request = call.request
+        pushed = False
+
+        async def once() -> Completion:
+            nonlocal pushed
+            async with (hooks.attempt(call) if hooks is not None else _no_hooks()):
+                try:
+                    with anyio.fail_after(attempt_timeout):
+                        if stream is None:
+                            fast = getattr(provider, "complete_lean", None) if policy.lean else None
+                            return await (fast or provider.complete)(request)
+                        completion = None
+                        async for item in provider.stream(request):
+                            if isinstance(item, str):
+                                pushed = True
+                                stream.push(item)
+                            else:
+                                completion = item
+                        if completion is None:  # a provider that broke the protocol
+                            raise ProviderError("stream ended without a final completion", call.provider_name)
+                        return completion
+                except TimeoutError:
+                    raise ProviderTimeoutError(
+                        f"no complete answer within {attempt_timeout:g} s (the attempt deadline: "
+                        "connect, whole body or stream)", provider=call.provider_name) from None
+
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, RETRYABLE) and not pushed),
+            wait=wait_before_retry, stop=tenacity.stop_after_attempt(attempts), reraise=True,
+            before_sleep=(lambda state: hooks.on_retry(call, state.outcome.exception()))
+            if hooks is not None else None)
+        try:
+            with anyio.fail_after(policy.call_timeout):
+                async for attempt in retrying:
+                    with attempt:
+                        completion = await once()
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"gave up after {policy.call_timeout:g} s across attempts (the call deadline)",
+                provider=call.provider_name) from None
+        if key is not None:
+            await self.io(store.cache_put, key, completion.text, completion.model, completion.finish_reason,
+                          completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        return completion, False
+
+    async def run(self, call: Call, *, stream: TokenStream | None = None, inserted: bool = False,
+                  target: Generation | None = None, policy: RetryPolicy | None = None,
+                  hooks: AttemptHooks | None = None) -> Generation:
+        """Run a planned call and log it: one generation row (``inserted``: it exists as
+        pending), the session's memory, the cache. Raises ProviderError after logging it.
+
+        ``target``, a Generation already handed to the user, is filled in before the stream
+        ends, so that ``r.msg`` is whole when iteration stops."""
+        try:
+            completion, cached = await self.complete(call, stream=stream, policy=policy, hooks=hooks)
+        except BaseException as exc:  # provider errors, cancellation, bugs: all leave a trace
+            fields = interrupted_fields() if isinstance(exc, asyncio.CancelledError) else error_fields(exc)
+            try:  # logged before the caller (or a stream's reader) learns of the failure
+                await self.io(self._write, call, fields, inserted, None)
+            finally:
+                self._fill(call, fields, target, stream, exc)
+            raise
+        cost = 0.0 if cached else self._lab.cost(call.model, completion.usage.prompt_tokens,
+                                                 completion.usage.completion_tokens)
+        fields = completion_fields(completion, cost, cached)
+        memory = None
+        if call.session is not None:
+            memory = call.turn.new + [{"role": "assistant", "content": completion.text}]
+        await self.io(self._write, call, fields, inserted, memory)
+        return self._fill(call, fields, target, stream, None)
+
+    def _write(self, call: Call, fields: dict[str, Any], inserted: bool,
+               memory: list[dict[str, Any]] | None) -> None:
+        store = self._lab.store
+        if inserted:
+            store.update_generation(call.guid, fields)
+        else:
+            store.insert_generation(call.row(**fields))
+        if memory is not None:
+            store.append_session_messages(call.session, memory, call.guid)
+
+    def _fill(self, call: Call, fields: dict[str, Any], target: Generation | None,
+              stream: TokenStream | None, error: BaseException | None) -> Generation:
+        done = self.generation(call, **fields)
+        if target is not None:
+            for name in ("status", "msg", "usage", "latency_ms", "ttft_ms", "cost_usd", "cached",
+                         "finish_reason", "finished_at", "error", "error_type"):
+                setattr(target, name, getattr(done, name))
+        if stream is not None:
+            stream.finish(error)
+        return done
+
+    async def start(self, call: Call, *, async_mode: bool = False) -> Generation:
+        """``run`` the call; a streamed or async-mode one in the background, returning at once
+        (a streamed result fills in as it completes; an async-mode one is a snapshot, read back
+        with ``lab.generations.get`` / ``wait``)."""
+        if not async_mode and not call.streaming:
+            return await self.run(call)
+        await self.io(self._lab.store.insert_generation, call.row())
+        generation = self.generation(call, status="pending", msg=None if async_mode else "")
+        generation.stream = TokenStream() if call.streaming else None
+        task = self.background(self.run(call, stream=generation.stream, inserted=True,
+                                        target=generation if call.streaming else None))
+        if async_mode:
+            self._inflight[call.guid] = task
+            task.add_done_callback(lambda _f, guid=call.guid: self._inflight.pop(guid, None))
+        return generation
+
+    def generation(self, call: Call, **updates: Any) -> Generation:
+        """The Generation a call's row describes (with ``updates`` applied)."""
+        return Generation.from_row(call.row(**updates), self._lab.gateway_url)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self, timeout: float = 60.0, final: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Finish background work (up to ``timeout`` s), run ``final()`` on the loop, stop it."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        if pending:
+            concurrent.futures.wait(pending, timeout=timeout)
+        self._thread.close(final=final)
+        self._io.shutdown(wait=True)
+
+
+@contextlib.asynccontextmanager
+async def _no_hooks():
+    yield
+
+
+__all__ = ["Engine", "RetryPolicy", "AttemptHooks", "RETRYABLE", "wait_before_retry", "STOP_GRACE_SECONDS"]
