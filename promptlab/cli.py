@@ -24,21 +24,42 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _print_status(run, with_status: bool = True) -> None:
+    """The run's status, and its failed cells grouped by cause."""
+    if with_status:
+        status, detail = run.status, run.status_detail
+        typer.echo(f"\nStatus: {status}" + (f" -- {detail}" if detail else ""))
+    errors = run.errors()
+    if len(errors):
+        typer.echo("Errors (by variant and type; one example each):")
+        for e in errors.itertuples(index=False):
+            typer.echo(f"  {e.variant}  {e.count:>6} x {e.error_type}: {_clip(e.example)}")
+
+
+def _clip(text, limit: int = 160) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _print_run(run, title: str | None = None) -> None:
-    """The summary table and the verdicts of a run."""
+    """The summary table, the status with its error causes, and the verdicts of a run."""
     import pandas as pd
 
+    from promptlab.charts import SUMMARY_COLUMNS
+
     summary = run.summary()
-    shown = summary.drop(columns=[c for c in ("positive_ci_low", "positive_ci_high") if c in summary])
+    shown = summary.drop(columns=[c for c in ("positive_ci_low", "positive_ci_high", "error_causes")
+                                  if c in summary])
     if shown["rated"].fillna(0).sum() == 0:
         shown = shown.drop(columns=["rated", "positive_rate", "wins", "ties", "losses"])
     with pd.option_context("display.width", 160, "display.max_columns", 50):
         typer.echo(f"\n{title or 'Summary'} (run {run.guid})")
         typer.echo(shown.T.to_string(float_format=lambda v: f"{v:,.4g}"))
+    _print_status(run)
     metrics = []
     if (summary["rated"].fillna(0) > 0).any():
         metrics.append("rating")
-    metrics += [c for c in summary.columns if c not in _SUMMARY_FIXED]
+    metrics += [c for c in summary.columns if c not in SUMMARY_COLUMNS]
     typer.echo("\nSignificance (A vs B):")
     for metric in metrics or [None]:
         typer.echo(f"  {run.significance(metric=metric)}")
@@ -55,35 +76,81 @@ def _print_generation(generation) -> None:
     typer.echo(f"  {'msg':15s} {generation.msg}")
 
 
-_SUMMARY_FIXED = {"action", "n", "errors", "latency_p50_ms", "latency_p95_ms", "tokens", "cost_usd", "rated",
-                  "positive_rate", "positive_ci_low", "positive_ci_high", "wins", "ties", "losses"}
-
-
 @experiment_app.command("run")
 def experiment_run(
     file: str = typer.Argument(..., help="Experiment YAML: actions, variants, dataset, evaluators."),
     db: str = DB_OPTION,
     report: str = typer.Option(None, "--report", "-o", help="Write an HTML report here (default: the "
                                                               "file's 'report:' if set)."),
+    resume: str = typer.Option(None, "--resume", metavar="[RUN]",
+                               help="Continue a run instead of starting one: RUN's GUID, or nothing for the "
+                                    "latest unfinished run of this experiment and dataset. Done cells are "
+                                    "not redone."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Run an experiment file and print its summary table and significance."""
+    """Run an experiment file and print its summary table, status and significance.
+
+    Exits 1 when the run stopped early (the cause is printed), 130 on Ctrl-C (with the command
+    that resumes it)."""
     import os
 
     from promptlab import Lab
-    from promptlab.errors import PromptlabError
+    from promptlab.errors import PromptlabError, RunFailedError
     from promptlab.experiments.config import load_experiment_file, run_experiment_file
 
     try:
         spec, _ = load_experiment_file(file)
         with Lab(db) as lab:
-            run = run_experiment_file(lab, file, progress=progress)
+            try:
+                run = run_experiment_file(lab, file, progress=progress,
+                                          resume=True if resume == _LATEST else resume)
+            except RunFailedError as exc:
+                typer.echo(f"error: run {exc.run_guid} stopped: {exc}", err=True)
+                if exc.run_guid:
+                    _print_status(lab.experiments.get_run(exc.run_guid), with_status=False)
+                    typer.echo(f"\nresume it with: promptlab experiment run {file} --resume {exc.run_guid}")
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                latest = lab.experiments.latest_unfinished(spec.name)
+                typer.echo("\ninterrupted: nothing more is sent; finished cells are kept.", err=True)
+                if latest is not None:
+                    typer.echo(f"resume it with: promptlab experiment run {file} --resume {latest.guid}",
+                               err=True)
+                raise typer.Exit(130) from None
             _print_run(run, spec.name)
             target = report or spec.report
             if target:
                 from promptlab.report import write_report
 
                 typer.echo(f"\nreport: {os.path.abspath(write_report(run, target))}")
+    except PromptlabError as exc:
+        _fail(exc)
+
+
+@app.command("runs")
+def runs_command(
+    experiment: str = typer.Argument(None, help="Only this experiment's runs (name or GUID)."),
+    db: str = DB_OPTION,
+) -> None:
+    """List experiment runs, newest last: GUID, experiment, status, cells recorded, started."""
+    from promptlab import Lab
+    from promptlab.errors import PromptlabError
+
+    try:
+        with Lab(db) as lab:
+            runs = lab.experiments.runs(experiment)
+            names = {e.guid: e.name for e in lab.experiments.list()}
+            if not runs:
+                typer.echo(f"no runs in {lab.store.safe_url}")
+                return
+            typer.echo(f"{'run':<36}  {'experiment':<24}  {'status':<16}  {'cells':>13}  started (UTC)")
+            for run in runs:
+                record = run.record
+                total = run.n_rows * run.repeats * len(run.labels)
+                recorded = sum(lab.store.cell_counts(run.guid).values())
+                started = record["created_at"].strftime("%Y-%m-%d %H:%M:%S") if record["created_at"] else ""
+                typer.echo(f"{run.guid:<36}  {names.get(run.experiment_guid, '?')[:24]:<24}  {run.status:<16}  "
+                           f"{f'{recorded}/{total}':>13}  {started}")
     except PromptlabError as exc:
         _fail(exc)
 
@@ -99,9 +166,15 @@ def report_command(
     from promptlab.errors import PromptlabError
     from promptlab.report import write_report
 
+    from promptlab.errors import NotFoundError
+
     try:
         with Lab(db) as lab:
-            run = lab.experiments.get_run(run_guid)
+            try:
+                run = lab.experiments.get_run(run_guid)
+            except NotFoundError:
+                raise NotFoundError("run", run_guid, f"searched {lab.store.safe_url}; `promptlab runs` lists "
+                                                     "its runs, --db chooses another store") from None
             typer.echo(write_report(run, output))
     except PromptlabError as exc:
         _fail(exc)
@@ -279,9 +352,21 @@ def keys_revoke(
     typer.echo(f"revoked API key {key.id} ({key.name})")
 
 
-def main() -> None:
+_LATEST = "latest"
+
+
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``promptlab``)."""
-    app()
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Typer cannot declare an option whose value is optional: a bare `--resume` (last, or before
+    # another option) means the latest unfinished run.
+    for i, arg in enumerate(args):
+        if arg == "--resume" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            args[i + 1:i + 1] = [_LATEST]
+            break
+    app(args=args, prog_name="promptlab")
 
 
 if __name__ == "__main__":

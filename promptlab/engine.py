@@ -102,8 +102,9 @@ def interrupted_fields() -> dict[str, Any]:
 class Engine:
     """``lab.engine``: plan and run model calls. One per Lab."""
 
-    def __init__(self, lab: "Lab"):
+    def __init__(self, lab: "Lab", policy: RetryPolicy | None = None):
         self._lab = lab
+        self.policy = policy or RetryPolicy()  # for single calls; the runner brings its own
         self._thread = LoopThread()
         # Store and retrieval work of the seam; its own pool, so that a result's row is written
         # even when the caller's task is cancelled while waiting (see ``io``).
@@ -272,7 +273,7 @@ class Engine:
                        hooks: AttemptHooks | None = None) -> tuple[Completion, bool]:
         """The call's completion from the cache or the provider: ``(completion, cached)``.
         Nothing is logged (``run`` logs; the experiment runner logs in batches)."""
-        policy = policy or RetryPolicy()
+        policy = policy or self.policy
         store = self._lab.store
         key = call.cache_key if call.use_cache else None
         if key is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import pricing
 from .actions import Actions
-from .engine import Engine
+from .engine import Engine, RetryPolicy
 from .errors import ConfigError
 from .generations import Generations
 from .providers import ProviderRegistry
@@ -41,6 +41,9 @@ class Lab:
     ``gateway_url``: where a promptlab gateway serves this store, for ``feedback_url``.
     ``sim_options`` configure the in-process simulator (latency_ms, error_rate, ...).
     ``issue_tags``: the vocabulary of feedback issue tags (a sensible default list when None).
+    ``call_timeout``: seconds a single call (``prompt``, a flow's model call) may take across
+    all its attempts; each attempt is bounded by its provider's ``timeout`` in total (connect,
+    the whole body or stream), so a server that trickles bytes cannot stretch it.
     """
 
     def __init__(self, db: str | os.PathLike | None = None, *,
@@ -49,9 +52,12 @@ class Lab:
                  cache_ttl: float | None = 7 * 24 * 3600, memory_window: int = 20,
                  gateway_url: str | None = None, default_model: str = DEFAULT_MODEL,
                  sim_options: Mapping[str, Any] | None = None,
-                 issue_tags: Sequence[str] | None = None):
+                 issue_tags: Sequence[str] | None = None, call_timeout: float | None = 300.0):
         if memory_window < 0:
             raise ConfigError("memory_window must be >= 0")
+        if call_timeout is not None and (isinstance(call_timeout, bool) or not isinstance(call_timeout, (int, float))
+                                         or call_timeout <= 0):
+            raise ConfigError(f"call_timeout must be a positive number of seconds or None, not {call_timeout!r}")
         self.store = Store(db)
         self.providers = providers if providers is not None else ProviderRegistry(sim_options=sim_options)
         self.prices = pricing.load_prices(prices)
@@ -60,7 +66,7 @@ class Lab:
         self.gateway_url = gateway_url
         self.default_model = default_model
         self.issue_tags = list(issue_tags) if issue_tags is not None else None
-        self.engine = Engine(self)
+        self.engine = Engine(self, RetryPolicy(call_timeout=call_timeout))
         self.actions = Actions(self)
         self.generations = Generations(self)
         self.sessions = Sessions(self)

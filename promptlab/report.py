@@ -123,6 +123,7 @@ class ReportContext:
     sample_total: int
     evaluators: list[str] = field(default_factory=list)
     generated_at: str = ""
+    errors: list[dict[str, Any]] = field(default_factory=list)  # failed cells by variant and type
 
 
 def _verdicts(run: "ExperimentRun", summary: "pd.DataFrame", evaluators: Sequence[str]) -> list[dict[str, Any]]:
@@ -225,7 +226,8 @@ def report_context(run: "ExperimentRun", title: str | None = None,
     variants = config.get("variants") or {}
     summary = run.summary()
     evaluators = charts.evaluator_columns(summary)
-    for name in config.get("evaluators") or []:
+    for item in config.get("evaluators") or []:
+        name = item["name"] if isinstance(item, Mapping) else item
         if name not in evaluators and name in summary.columns:
             evaluators.append(name)
     cells = run.cells()
@@ -260,11 +262,12 @@ def report_context(run: "ExperimentRun", title: str | None = None,
     elif not cells.empty and cells["cost_usd"].notna().any():
         notes.append("Every generation cost $0 (the simulator, or free models): no cost chart.")
 
-    status = record.get("status")
+    status, detail = run.status, run.status_detail
     expected_cells = record["n_rows"] * record["repeats"] * len(labels)
     if status != "done":
-        notes.insert(0, f"This run is {status}: {len(cells)} of {expected_cells} cells recorded. "
-                        "Numbers cover the recorded cells only.")
+        notes.insert(0, f"This run is {status}: {len(cells)} of {expected_cells} cells recorded"
+                        f"{' (' + detail + ')' if detail else ''}. Numbers cover the successful cells only.")
+    errors = run.errors().to_dict("records")
     summary_columns, summary_rows = _summary_table(summary, labels, variants, evaluators)
     sample_columns, sample = _sample(side_by_side, labels, evaluators, sample_rows)
     variant_list = [dict(label=label, color=charts.palette(labels)[label], **dict(variants.get(label, {})))
@@ -272,6 +275,7 @@ def report_context(run: "ExperimentRun", title: str | None = None,
     return ReportContext(
         title=title or f"{experiment.name} — experiment report",
         experiment=dict(name=experiment.name, guid=experiment.guid, description=experiment.description),
+        errors=errors,
         run=dict(guid=record["guid"], status=status, n_rows=record["n_rows"], repeats=record["repeats"],
                  dataset=config.get("dataset"), created_at=fmt_time(record.get("created_at")),
                  finished_at=fmt_time(record.get("finished_at")), cells=len(cells), expected_cells=expected_cells),
@@ -357,6 +361,13 @@ _TEMPLATE = r"""<!DOCTYPE html>
 </dl>
 
 {% for note in c.notes %}<div class="note">{{ note }}</div>{% endfor %}
+
+{% if c.errors %}<h2>Errors</h2>
+<div class="scroll"><table class="summary">
+<thead><tr><th>Variant</th><th>Error</th><th>Cells</th><th>Example</th></tr></thead>
+<tbody>{% for e in c.errors %}<tr><td>{{ e.variant }}</td><td>{{ e.error_type }}</td><td>{{ e["count"] }}</td>
+<td>{{ e.example }}</td></tr>{% endfor %}</tbody>
+</table></div>{% endif %}
 
 <h2>Is the difference real?</h2>
 {% for v in c.verdicts %}

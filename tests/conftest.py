@@ -7,8 +7,14 @@ goes through the openai SDK exactly as it would to a server, and the test sees t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -98,3 +104,39 @@ def rec_lab(lab, server):
 
 def sim_requests(lab) -> int:
     return lab.providers.sim_app.state.stats.requests
+
+
+@contextlib.contextmanager
+def served_simulator(*options: str):
+    """``promptlab sim serve`` in a subprocess on a free port, with CLI ``options``
+    (``"--latency-ms", "200"``); yields ``(base_url_without_v1, process)``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).with_name("promptlab")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "promptlab.cli"]
+    proc = subprocess.Popen(command + ["sim", "serve", "--host", "127.0.0.1", "--port", str(port), *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"promptlab sim serve exited early: {proc.stderr.read()}")
+            try:
+                if httpx2.get(base + "/v1/models", timeout=0.5).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("promptlab sim serve did not answer /v1/models within 15 s")
+            time.sleep(0.05)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

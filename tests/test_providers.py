@@ -508,16 +508,26 @@ def test_parse_model_rules():
     assert parse_model("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")
     assert parse_model("gpt-4o-mini") == ("openai", "gpt-4o-mini")
     assert parse_model("sim:extractive") == ("sim", "extractive")
-    # Unregistered prefixes are part of the model name (Ollama tags, fine-tuned model ids).
-    assert parse_model("llama3:8b") == ("openai", "llama3:8b")
+    # OpenAI fine-tunes keep their colons; any other model name with a colon says "openai:" first.
     assert parse_model("ft:gpt-4o-mini:acme::abc123") == ("openai", "ft:gpt-4o-mini:acme::abc123")
-    assert parse_model("ollama:llama3:8b") == ("openai", "ollama:llama3:8b")
+    assert parse_model("openai:llama3:8b") == ("openai", "llama3:8b")
 
     reg = ProviderRegistry()
     reg.register("ollama", base_url="http://127.0.0.1:11434/v1")
     assert reg.parse("ollama:llama3:8b") == ("ollama", "llama3:8b")  # first colon only
-    assert reg.parse("llama3:8b") == ("openai", "llama3:8b")
     assert reg.parse("sim:extractive") == ("sim", "extractive")
+
+
+def test_an_unregistered_provider_prefix_is_an_error_naming_the_registered_ones():
+    reg = ProviderRegistry()
+    reg.register("ollama", base_url="http://127.0.0.1:11434/v1")
+    with pytest.raises(errors.ConfigError, match=r"'olama' is not a registered provider \(did you mean "
+                                                 r"'ollama'\?\); registered providers: openai, sim, ollama"):
+        reg.parse("olama:llama3")
+    with pytest.raises(errors.ConfigError, match="write 'openai:llama3:8b'"):
+        reg.parse("llama3:8b")
+    with pytest.raises(errors.ConfigError, match="not a registered provider"):
+        parse_model("ollama:llama3:8b")  # the built-in names only
     for bad in ("", "   ", "sim:", None):
         with pytest.raises(errors.ConfigError):
             reg.parse(bad)

@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import anyio
 import httpx2
@@ -21,6 +15,7 @@ from promptlab.errors import ConfigError
 from promptlab.providers.sim import create_app
 from promptlab.providers.sim import models as sim_models
 from promptlab.providers.sim.models import judge, respond, resolve_model, stream_pieces
+from tests.conftest import served_simulator
 
 STORE_POLICY = """Our store opens at 9am on weekdays.
 Refunds are accepted within 30 days of purchase with a receipt.
@@ -390,42 +385,10 @@ def test_create_app_rejects_bad_settings_naming_them():
 # --------------------------------------------------------------------------- acceptance: real server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served_sim():
-    port = _free_port()
-    script = Path(sys.executable).with_name("promptlab")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "promptlab.cli"]
-    proc = subprocess.Popen(command + ["sim", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"promptlab sim serve exited early: {proc.stderr.read()}")
-            try:
-                if httpx2.get(base + "/v1/models", timeout=0.5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("promptlab sim serve did not answer /v1/models within 15 s")
-            time.sleep(0.05)
-        yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with served_simulator() as served:
+        yield served
 
 
 def test_served_simulator_works_with_the_official_sync_client(served_sim):

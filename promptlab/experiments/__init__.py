@@ -278,7 +278,7 @@ class Experiments:
             evaluators: Sequence[Any] = (), resume: Any = None, retry_errors: bool = False,
             shard: tuple[int, int] | None = None, cache: bool = False, streaming: bool = False,
             progress: bool = True, max_attempts: int = 6, attempt_timeout: float | None = None,
-            cell_timeout: float | None = 300.0, fail_fast_after: int = 5,
+            cell_timeout: float | None = 300.0, fail_fast_after: int | None = 5,
             breaker: Mapping[str, Any] | None = None) -> ExperimentRun:
         """Run every dataset row through every variant ``repeats`` times; returns the run.
 
@@ -296,7 +296,8 @@ class Experiments:
         get 5xx, probes, and ends the run ``failed`` if the provider stays down (``breaker``:
         options of ``runner.CircuitBreaker``, e.g. ``{"give_up_after": 60}``). When a variant's
         first ``fail_fast_after`` cells all fail the same deterministic way (missing variable,
-        unknown model, bad API key), the run stops with RunFailedError naming the cause.
+        unknown model, bad API key), the run stops with RunFailedError naming the cause
+        (``fail_fast_after=None``: never).
 
         Ctrl-C stops it within a second: in-flight requests are cancelled, finished cells are
         kept, the run is ``interrupted`` and ``resume`` completes it. ``rate_limit``:
@@ -314,7 +315,7 @@ class Experiments:
                    evaluators: Sequence[Any] = (), resume: Any = None, retry_errors: bool = False,
                    shard: tuple[int, int] | None = None, cache: bool = False, streaming: bool = False,
                    progress: bool = True, max_attempts: int = 6, attempt_timeout: float | None = None,
-                   cell_timeout: float | None = 300.0, fail_fast_after: int = 5,
+                   cell_timeout: float | None = 300.0, fail_fast_after: int | None = 5,
                    breaker: Mapping[str, Any] | None = None) -> ExperimentRun:
         """Async twin of ``run``; cancelling the awaiting task interrupts the run."""
         engine = self._lab.engine

@@ -98,8 +98,12 @@ def load_experiment_file(path: str | os.PathLike) -> tuple[ExperimentFile, Path]
     return spec, path.parent
 
 
-def run_experiment_file(lab: "Lab", path: str | os.PathLike, progress: bool = True) -> "ExperimentRun":
-    """Set up the file's actions and experiment, run it, and return the run."""
+def run_experiment_file(lab: "Lab", path: str | os.PathLike, progress: bool = True,
+                        resume: Any = None) -> "ExperimentRun":
+    """Set up the file's actions and experiment, run it, and return the run.
+
+    ``resume``: a run GUID to continue, or True for the latest unfinished run of this
+    experiment on this dataset (a new run when there is none)."""
     spec, folder = load_experiment_file(path)
     for action in spec.actions:
         _ensure_action(lab, action)
@@ -108,7 +112,7 @@ def run_experiment_file(lab: "Lab", path: str | os.PathLike, progress: bool = Tr
     dataset = spec.dataset if os.path.isabs(spec.dataset) else str(folder / spec.dataset)
     return lab.experiments.run(experiment, dataset, repeats=spec.repeats, concurrency=spec.concurrency,
                                rate_limit=spec.rate_limit, evaluators=evaluators, cache=spec.cache,
-                               progress=progress)
+                               progress=progress, resume=resume)
 
 
 def _ensure_judge(lab: "Lab", spec: Any) -> Any:

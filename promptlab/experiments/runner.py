@@ -249,7 +249,8 @@ class CircuitBreaker:
             now = self.clock()
             if now - self._opened_at > self.give_up_after:
                 raise RunFailedError(f"{self.describe()}; it was still down after {self.give_up_after:g} s of "
-                                     "probing, so the run stopped", cause=self.last_error)
+                                     "probing, so the run stopped: resume it once the provider answers again",
+                                     cause=self.last_error)
             if not self._probing and now >= self._next_probe:
                 self._probing = True
                 return True
@@ -349,7 +350,7 @@ class Runner:
                  evaluators: Sequence[Any] = (), cache: bool = False, streaming: bool = False,
                  max_attempts: int = 6, attempt_timeout: float | None = None,
                  cell_timeout: float | None = 300.0, progress: bool = True, flush_every: int = 64,
-                 flush_seconds: float = 0.5, fail_fast_after: int = 5,
+                 flush_seconds: float = 0.5, fail_fast_after: int | None = 5,
                  breaker: Mapping[str, Any] | None = None, lease: Any = None,
                  cells_per_variant: int | None = None):
         if concurrency < 1:
@@ -377,7 +378,11 @@ class Runner:
         self.flush_every = flush_every
         self.max_buffered = 4 * flush_every
         self.flush_seconds = flush_seconds
-        self.fail_fast_after = max(1, min(fail_fast_after, cells_per_variant or fail_fast_after))
+        if fail_fast_after is not None and (isinstance(fail_fast_after, bool) or not isinstance(fail_fast_after, int)
+                                            or fail_fast_after < 1):
+            raise ConfigError(f"fail_fast_after must be a positive integer or None, not {fail_fast_after!r}")
+        self.fail_fast_after = None if fail_fast_after is None else \
+            max(1, min(fail_fast_after, cells_per_variant or fail_fast_after))
         self.breaker_options = dict(breaker or {})
         CircuitBreaker("check", **self.breaker_options)  # bad options fail before the run starts
         self.lease = lease
@@ -406,6 +411,8 @@ class Runner:
 
         async def worker() -> None:
             for cell, row in iterator:  # shared iterator: each cell is taken by exactly one worker
+                if self.abort is not None:
+                    return  # (a cell that fails while planning never yields, so cancel cannot stop it)
                 try:
                     await self._run_cell(cell, row)
                 except RunFailedError as exc:
@@ -518,7 +525,7 @@ class Runner:
     def _check_fail_fast(self, variant: str, error: BaseException | None, row: Mapping[str, Any]) -> None:
         """Stop when a variant's first cells all failed the same deterministic way."""
         first = self._first_outcomes[variant]
-        if len(first) >= self.fail_fast_after:
+        if self.fail_fast_after is None or len(first) >= self.fail_fast_after:
             return
         first.append(error)
         if len(first) < self.fail_fast_after:

@@ -72,6 +72,14 @@ def side_by_side(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str,
         for name, value in (scores.get(guid) or {}).items():
             out[f"{name}_{label}"] = value
     frame = pd.DataFrame([table[k] for k in sorted(table)])
+    # A variant none of whose cells succeeded still has its columns (empty), so charts and the
+    # report can show "no data" for it instead of failing.
+    evaluator_names = sorted({name for s in scores.values() for name in s})
+    for label in labels:
+        for column in ["output", "error", "latency_ms", "cost_usd", "tokens", "rating", "generation",
+                       *evaluator_names]:
+            if len(frame) and f"{column}_{label}" not in frame.columns:
+                frame[f"{column}_{label}"] = None
     return frame
 
 
@@ -195,16 +203,16 @@ class Verdict:
 
     metric: str
     result: stats.Significance
+    note: str | None = None  # why there is little or nothing to compare (failed cells)
 
     @property
     def verdict(self) -> str:
-        if self.metric == "rating":
-            return self.result.verdict
-        # stats words its verdict for human ratings; an evaluator's outcome is a pass rate
         text = self.result.verdict
-        for old, new in _EVALUATOR_WORDING:
-            text = text.replace(old, new)
-        return text
+        if self.metric != "rating":
+            # stats words its verdict for human ratings; an evaluator's outcome is a pass rate
+            for old, new in _EVALUATOR_WORDING:
+                text = text.replace(old, new)
+        return f"{self.note} {text}" if self.note else text
 
     def __str__(self) -> str:
         return f"[{self.metric}] {self.verdict}"
@@ -248,7 +256,17 @@ def significance(cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str],
     a, b = outcome[label_a], outcome[label_b]
     result = stats.significance(sum(a), len(a), sum(b), len(b), wins_a, wins_b, ties, alpha=alpha,
                                 min_n=min_n, label_a=label_a, label_b=label_b)
-    return Verdict(metric=metric, result=result)
+    return Verdict(metric=metric, result=result, note=_failure_note(cells, (label_a, label_b)))
+
+
+def _failure_note(cells: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str | None:
+    """"Every cell of B failed (40 x MissingVariablesError: ...)." when a variant has no output."""
+    notes = []
+    for label in labels:
+        mine = [c for c in cells if c["variant"] == label]
+        if mine and not any(c["status"] == "done" for c in mine):
+            notes.append(f"Every cell of {label} failed ({error_causes(mine)}); see run.errors().")
+    return " ".join(notes) or None
 
 
 class ExperimentRun:

@@ -9,10 +9,13 @@ that happens when a provider is first built.
 >>> reg.register("ollama", base_url="http://127.0.0.1:11434/v1")
 >>> reg.parse("ollama:llama3:8b"), reg.parse("gpt-4o-mini"), reg.parse("ft:gpt-4o-mini:org::id")
 (('ollama', 'llama3:8b'), ('openai', 'gpt-4o-mini'), ('openai', 'ft:gpt-4o-mini:org::id'))
+
+An unregistered prefix is an error naming the registered providers (``olama:llama3``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import threading
@@ -75,11 +78,20 @@ def _parse(model: str, names: Iterable[str]) -> tuple[str, str]:
         raise ConfigError(f"a model must be a non-empty string such as 'openai:gpt-4o-mini', got {model!r}")
     model = model.strip()
     prefix, sep, rest = model.partition(":")
-    # Only a registered prefix names a provider: "llama3:8b" and "ft:gpt-4o:org::id" are model names.
-    if sep and prefix in set(names):
+    known = list(names)
+    if sep and prefix in known:
         if not rest:
             raise ConfigError(f"model {model!r} names provider {prefix!r} but no model after the colon")
         return prefix, rest
+    if sep and prefix != "ft" and _NAME.match(prefix):
+        # A typo ("olama:llama3") must not quietly become an OpenAI model and fail later for want
+        # of an OpenAI key. OpenAI fine-tunes ("ft:...") and explicit "openai:..." still work.
+        close = difflib.get_close_matches(prefix, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"model {model!r}: {prefix!r} is not a registered provider{hint}; registered providers: "
+            f"{', '.join(known)}. Register it with lab.providers.register({prefix!r}, base_url=...), or write "
+            f"'openai:{model}' for an OpenAI-compatible model whose name has a colon")
     return DEFAULT_PROVIDER, model
 
 
@@ -189,8 +201,9 @@ class ProviderRegistry:
             return list(self._entries)
 
     def parse(self, model: str) -> tuple[str, str]:
-        """``"ollama:llama3:8b"`` -> ``("ollama", "llama3:8b")`` when ``ollama`` is registered;
-        anything without a registered prefix is an ``openai`` model name."""
+        """``"ollama:llama3:8b"`` -> ``("ollama", "llama3:8b")`` when ``ollama`` is registered; a
+        name without a colon (``gpt-4o-mini``) or an OpenAI fine-tune (``ft:...``) is ``openai``'s;
+        any other ``prefix:`` must be a registered provider (ConfigError naming them)."""
         return _parse(model, self.names())
 
     def get(self, name: str) -> Provider:

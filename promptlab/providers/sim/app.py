@@ -96,7 +96,9 @@ class SimStats:
     """Counters for tests and dashboards; every POST /v1/chat/completions counts once.
 
     ``by_status`` maps HTTP status (int) to count; ``streamed`` counts 200 answers sent as SSE;
-    ``timeouts`` counts simulated hangs; ``max_in_flight`` is the peak of concurrent requests.
+    ``timeouts`` counts simulated hangs; ``max_in_flight`` is the peak of concurrent requests;
+    ``last_request_at`` is the wall-clock time (``time.time()``) the latest request arrived, so a
+    test can tell whether a client kept sending after it was told to stop.
     """
 
     requests: int = 0
@@ -107,6 +109,7 @@ class SimStats:
     max_in_flight: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    last_request_at: float | None = None
 
     @property
     def ok(self) -> int:
@@ -142,6 +145,7 @@ class SimStats:
             "max_in_flight": self.max_in_flight,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "last_request_at": self.last_request_at,
         }
 
 
@@ -430,6 +434,7 @@ def create_app(
 
     async def chat_completions(request: Request) -> Response:
         stats.requests += 1
+        stats.last_request_at = time.time()
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         streaming_took_over = False
