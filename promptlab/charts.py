@@ -246,7 +246,7 @@ def feedback_frame(run: Any) -> "pd.DataFrame":
     cells = cells.dropna(subset=["generation_guid"])
     variant_of = dict(zip(cells.generation_guid, cells.variant))
     action_of = dict(zip(cells.generation_guid, cells.action_name))
-    frame = run._lab.feedback.to_pandas(experiment=run.experiment_guid)
+    frame = run.lab.feedback.to_pandas(experiment=run.experiment_guid)
     frame = frame[frame["generation"].isin(variant_of)].copy()
     frame["variant"] = frame["generation"].map(variant_of)
     frame["action"] = frame["generation"].map(action_of)

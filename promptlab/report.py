@@ -218,7 +218,7 @@ def _sample(frame: "pd.DataFrame", labels: Sequence[str], evaluators: Sequence[s
 def report_context(run: "ExperimentRun", title: str | None = None,
                    sample_rows: int = SAMPLE_ROWS) -> ReportContext:
     """Read everything the report shows from the run's store (figures included)."""
-    lab = run._lab
+    lab = run.lab
     record = run.record
     experiment = lab.experiments.get(record["experiment_guid"])
     config = record.get("config") or {}

@@ -305,3 +305,46 @@ def test_costs_come_from_the_price_table_and_unknown_is_none(tmp_path, server):
         expected = (11 * 1.0 + priced.usage["completion_tokens"] * 2.0) / 1e6
         assert priced.cost_usd == pytest.approx(expected)
         assert lab.actions.prompt("u", "a b c").cost_usd is None
+
+
+# -- few-shot messages ------------------------------------------------------------------------------
+
+FEW_SHOT = [{"role": "user", "content": "Classify: the parcel is late"},
+            {"role": "assistant", "content": "shipping"},
+            {"role": "user", "content": "Classify: I was charged twice"},
+            {"role": "assistant", "content": "billing"}]
+
+
+@pytest.mark.parametrize("leading_system", [False, True])
+def test_few_shot_messages_run_before_the_prompt(rec_lab, server, leading_system):
+    messages = ([{"role": "system", "content": "Answer with one {{kind}} word."}] if leading_system else []) + FEW_SHOT
+    rec_lab.actions.create("classify", messages=messages, prompt="Classify: {{text}}", model="rec:m")
+    r = rec_lab.actions.prompt("classify", {"text": "my kettle is cracked", "kind": "lower-case"})
+    assert r.status == "done" and r.msg == "echo: Classify: my kettle is cracked"
+    sent = server.bodies[-1]["messages"]
+    expected = ([{"role": "system", "content": "Answer with one lower-case word."}] if leading_system else [])
+    assert sent == expected + FEW_SHOT + [{"role": "user", "content": "Classify: my kettle is cracked"}]
+
+
+def test_system_then_few_shot_messages_then_history_then_the_new_turn(rec_lab, server):
+    rec_lab.actions.create("classify", system="Be brief.", messages=FEW_SHOT, prompt="Classify: {{text}}",
+                           model="rec:m")
+    session = rec_lab.sessions.create(action="classify")
+    rec_lab.actions.prompt("classify", {"text": "first"}, session=session.guid)
+    rec_lab.actions.prompt("classify", {"text": "second"}, session=session.guid)
+    sent = server.bodies[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be brief."} and sent[1:5] == FEW_SHOT
+    assert sent[5:] == [{"role": "user", "content": "Classify: first"},
+                        {"role": "assistant", "content": "echo: Classify: first"},
+                        {"role": "user", "content": "Classify: second"}]
+    assert rec_lab.sessions.history(session.guid)[0] == {"role": "user", "content": "Classify: first"}
+
+
+def test_an_action_of_messages_only_runs_and_one_without_a_user_message_says_so(rec_lab, server):
+    rec_lab.actions.create("only", messages=[{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "Summarize: {{text}}"}], model="rec:m")
+    assert rec_lab.actions.prompt("only", {"text": "a long story"}).msg == "echo: Summarize: a long story"
+    rec_lab.actions.create("mute", messages=[{"role": "system", "content": "Be brief."}], model="rec:m")
+    with pytest.raises(pl.InvalidInputError, match="nothing to send"):
+        rec_lab.actions.prompt("mute")
+    assert rec_lab.actions.prompt("mute", "hello there").msg == "echo: hello there"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -55,3 +59,59 @@ def test_demo_runs_offline_and_prints_a_generation_row(tmp_path):
     assert result.exit_code == 0, result.output
     assert "not a language model" in result.output and "One row of the generation log" in result.output
     assert (tmp_path / "demo.html").exists()
+
+
+def test_a_missing_variable_exits_non_zero_within_the_first_cells_with_the_cause(tmp_path):
+    path = experiment_file(tmp_path, actions=[
+        {"name": "a", "prompt": "{{task}}: {{q}}", "model": "sim:extractive"},
+        {"name": "b", "prompt": "{{q}}", "model": "sim:extractive"}])
+    db = tmp_path / "bad.db"
+    result = runner.invoke(app, ["experiment", "run", str(path), "--db", str(db), "--no-progress"])
+    assert result.exit_code == 1
+    assert "MissingVariablesError: missing template variable: 'task'" in result.output
+    assert "The dataset's columns are: q" in result.output and "--resume" in result.output
+    with pl.Lab(db) as lab:
+        [run] = lab.experiments.runs("cli-exp")
+        assert run.status == "failed" and len(run.cells()) < 12  # within the first few cells
+    listed = runner.invoke(app, ["runs", "--db", str(db)])
+    assert listed.exit_code == 0 and run.guid in listed.output and "failed" in listed.output
+
+
+def test_report_of_an_unknown_run_names_the_store_it_searched(tmp_path):
+    result = runner.invoke(app, ["report", "no-such-run", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "searched sqlite:///" in result.output and "promptlab runs" in result.output
+
+
+def test_killed_run_resumes_from_the_cli_without_redoing_done_cells(tmp_path):
+    slow = {"sim": {"latency_ms": 150}}
+    path = experiment_file(tmp_path, concurrency=4, actions=[
+        {"name": "a", "prompt": "{{q}}", "model": "sim:echo", "extra_body": slow},
+        {"name": "b", "prompt": "B {{q}}", "model": "sim:echo", "extra_body": slow}])
+    rows = [json.dumps({"q": f"parcel {i}", "expected_contains": "parcel"}) for i in range(60)]
+    (tmp_path / "rows.jsonl").write_text("\n".join(rows))
+    db = tmp_path / "kill.db"
+    command = [str(Path(sys.executable).with_name("promptlab")), "experiment", "run", str(path), "--db", str(db),
+               "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    with pl.Lab(db) as lab:
+        while True:
+            runs = lab.experiments.runs() if lab.store.list_experiments() else []
+            if runs and len(runs[0].cells()) >= 20:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        [run] = lab.experiments.runs()
+        done_before = set(run.cells().query("status == 'done'").generation_guid)
+        assert run.status == "interrupted"  # its process is gone: never "running" forever
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Status: done" in resumed.stdout and run.guid in resumed.stdout
+    with pl.Lab(db) as lab:
+        [again] = lab.experiments.runs()
+        cells = again.cells()
+        assert again.guid == run.guid and len(cells) == 120 and set(cells.status) == {"done"}
+        assert set(cells.attempts) == {1} and done_before <= set(cells.generation_guid)
+        assert lab.store.count_generations() == 120  # nothing generated twice

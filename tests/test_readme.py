@@ -122,7 +122,7 @@ def _check_claims(ns: dict, tmp_path: Path) -> None:
     assert summary[evaluator].notna().all()
     verdict = run.significance()
     assert isinstance(verdict.verdict, str) and verdict.verdict
-    assert pl.charts.ratings(run) is not None
+    assert pl.charts.evaluator_means(run) is not None
 
     # the files the tour writes
     report = tmp_path / "report.html"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -479,3 +480,38 @@ def test_reopening_an_incomplete_run_says_so_and_can_finish_it(actions):
     grid.wait(timeout=60)
     assert not any("not generated" in o or "generating" in o for o in outputs())
     assert len(lab.store.cell_statuses(ctl.run.guid)) == 10
+
+
+def test_stop_cancels_the_background_fill_and_start_resumes_it(rec_lab, server):
+    import asyncio
+
+    import httpx2
+
+    lab = rec_lab
+    gate = asyncio.Event()  # set on promptlab's loop: until then every model call waits
+    seen = []
+
+    async def gated(request):
+        seen.append(request)
+        await gate.wait()
+        return server.handler(request)
+
+    lab.providers.register("gated", base_url="http://gated.local/v1", api_key="k", max_retries=0,
+                           http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(gated)))
+    lab.actions.create("slow-a", model="gated:m", prompt="A: {{customer_message}}")
+    lab.actions.create("slow-b", model="gated:m", prompt="B: {{customer_message}}")
+    grid = compare(lab, "slow-a", "slow-b", TICKETS[:4], page_size=5)
+    for _ in range(500):
+        if len(seen) >= 2:
+            break
+        time.sleep(0.01)
+    assert grid.controller.running and grid.stop_button.layout.display is None
+    grid.stop_button.click()
+    assert not grid.controller.running and grid.run.status == "interrupted"
+    assert "Stopped" in grid.message.value
+    sent = len(seen)
+    assert grid.controller.future.cancelled() and sent <= 8  # the fill's task has ended: no sender left
+    lab.engine.loop.call_soon_threadsafe(gate.set)
+    grid.controller.start().result(timeout=60)
+    grid.wait(60)
+    assert grid.run.status == "done" and grid.controller.progress().outputs == 8

@@ -291,6 +291,11 @@ class ExperimentRun:
         return f"<ExperimentRun {self.guid} {self.status} {self.n_rows} rows x {self.labels} x{self.repeats}>"
 
     @property
+    def lab(self) -> "Lab":
+        """The Lab whose store holds this run."""
+        return self._lab
+
+    @property
     def status(self) -> str:
         """``created``, ``running``, ``done`` (every cell succeeded), ``done_with_errors``,
         ``failed`` or ``interrupted``. A run whose process died (its lease expired) is

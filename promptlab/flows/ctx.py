@@ -15,8 +15,9 @@ gets a ConfigError). Pure reads: nothing here changes the flow.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from ..contexts.results import format_search_results as _format
 from ..errors import ConfigError
@@ -24,6 +25,17 @@ from .logic import get_path as _get_path
 
 _current: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "promptlab_flow_context", default=None)
+
+
+@contextlib.contextmanager
+def bound(context: Mapping[str, Any]) -> Iterator[None]:
+    """Make ``context`` the one these helpers read, for the duration of a function call (the
+    flow engine wraps every user function in it)."""
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def get_context() -> Mapping[str, Any]:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from ..actions import error_fields
 from ..errors import ConfigError, InvalidInputError
 from ..store import new_guid, utcnow
-from . import ctx as _ctx
+from . import ctx as flow_ctx
 from .behaviors import Behavior, BehaviorError
 from .http import HttpTarget
 from .logic import (
@@ -232,18 +232,12 @@ class TurnRun:
         started = self.clock()
         try:
             if inspect.iscoroutinefunction(fn):
-                token = _ctx._current.set(bound)
-                try:
+                with flow_ctx.bound(bound):
                     return await fn(**kwargs)
-                finally:
-                    _ctx._current.reset(token)
 
             def run() -> Any:
-                token = _ctx._current.set(bound)
-                try:
+                with flow_ctx.bound(bound):
                     return fn(**kwargs)
-                finally:
-                    _ctx._current.reset(token)
 
             return await asyncio.to_thread(run)
         finally:

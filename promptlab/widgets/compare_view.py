@@ -259,6 +259,9 @@ class CompareView(widgets.VBox):
         self.outputs = widgets.IntProgress(min=0, max=max(1, ctl.progress().outputs),
                                            layout=widgets.Layout(width="220px"))
         self.message = _html(cls="pl-message")
+        self.stop_button = _button("Stop", "pl-stop", "Stop generating: nothing more is sent; finished outputs "
+                                                      "stay", icon="stop")
+        self.stop_button.on_click(guard(self, lambda _: self._stop()))
         self.charts: list[Any] = []
         if charts:
             import plotly.graph_objects as go
@@ -281,7 +284,8 @@ class CompareView(widgets.VBox):
                              layout=widgets.Layout(align_items="center", justify_content="center"))
         header = widgets.VBox([
             self.title,
-            widgets.HBox([self.progress, self.outputs], layout=widgets.Layout(align_items="center")),
+            widgets.HBox([self.progress, self.outputs, self.stop_button],
+                         layout=widgets.Layout(align_items="center")),
             widgets.HBox(self.charts),
             self.message,
         ])
@@ -383,9 +387,11 @@ class CompareView(widgets.VBox):
             return
         future = self.controller.future
         if future is None or future.done():
+            self.stop_button.layout.display = "none"
             self.controller.refresh()
             self.sync()
             return
+        self.stop_button.layout.display = None
         self._poller = threading.Thread(target=self._poll, args=(future,), name="promptlab-compare",
                                         daemon=True)
         self._poller.start()
@@ -403,13 +409,19 @@ class CompareView(widgets.VBox):
             if finished:
                 break
             stop.wait(self._poll_seconds)
-        error = future.exception()
+        error = None if future.cancelled() else future.exception()
         if error is not None:
             self.show_error(error)
+        self.stop_button.layout.display = "none"
         try:
             self._draw_charts()
         except Exception as exc:
             self.show_error(exc)
+
+    def _stop(self) -> None:
+        self.controller.stop()
+        self.message.value = (f"Stopped: run {html.escape(self.run.guid)} is {html.escape(self.run.status)}; "
+                              "its finished outputs are kept and controller.start() generates the rest.")
 
     def wait(self, timeout: float | None = None) -> "CompareView":
         """Block until every output has arrived and the grid shows it."""

@@ -17,6 +17,7 @@ import concurrent.futures
 import dataclasses
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -224,15 +225,34 @@ class CompareController:
         return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> "CompareController":
-        """Wait for a started run to finish (re-raising its error), then refresh."""
+        """Wait for a started run to finish (re-raising its error), then refresh. Ctrl-C (a
+        kernel interrupt) while waiting stops the run, as ``stop()`` does."""
         future = self._future
         if future is not None:
             try:
                 future.result(timeout=timeout)
             except concurrent.futures.TimeoutError:
                 raise TimeoutError(f"run {self.run.guid} not finished after {timeout} s") from None
+            except concurrent.futures.CancelledError:
+                pass  # stopped: the run is interrupted, its finished cells are kept
+            except KeyboardInterrupt:
+                self.stop()
+                raise
         self.refresh()
         return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop generating: in-flight requests are cancelled, nothing more is sent, finished
+        outputs are kept and the run is ``interrupted`` (``start()`` resumes it)."""
+        future = self._future
+        if future is None or future.done():
+            return
+        future.cancel()
+        deadline = time.monotonic() + timeout
+        # The run marks itself interrupted on promptlab's loop just after the cancel.
+        while self.run.status == "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.refresh()
 
     @property
     def future(self) -> concurrent.futures.Future | None:
