@@ -347,10 +347,12 @@ class Engine:
             completion, cached = await self.complete(call, stream=stream, policy=policy, hooks=hooks)
         except BaseException as exc:  # provider errors, cancellation, bugs: all leave a trace
             fields = interrupted_fields() if isinstance(exc, asyncio.CancelledError) else error_fields(exc)
+            # A stream's reader gets a promptlab error, never another task's CancelledError.
+            reported = exc if isinstance(exc, PromptlabError) else PromptlabError(fields["error"])
             try:  # logged before the caller (or a stream's reader) learns of the failure
                 await self.io(self._write, call, fields, inserted, None)
             finally:
-                self._fill(call, fields, target, stream, exc)
+                self._fill(call, fields, target, stream, reported)
             raise
         cost = 0.0 if cached else self._lab.cost(call.model, completion.usage.prompt_tokens,
                                                  completion.usage.completion_tokens)
@@ -358,8 +360,11 @@ class Engine:
         memory = None
         if call.session is not None:
             memory = call.turn.new + [{"role": "assistant", "content": completion.text}]
-        await self.io(self._write, call, fields, inserted, memory)
-        return self._fill(call, fields, target, stream, None)
+        try:
+            await self.io(self._write, call, fields, inserted, memory)
+        finally:  # even if cancelled while the row is written (it is written all the same)
+            done = self._fill(call, fields, target, stream, None)
+        return done
 
     def _write(self, call: Call, fields: dict[str, Any], inserted: bool,
                memory: list[dict[str, Any]] | None) -> None:

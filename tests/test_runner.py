@@ -443,12 +443,17 @@ def test_sigint_mid_run_stops_sending_within_a_second_and_resume_finishes_exactl
 # -- deadlines and the circuit breaker against servers that misbehave ---------------------------------
 
 
+def faulty_experiment(lab, server, name):
+    """An A/B experiment whose two actions call ``server`` (a FaultyServer) as provider ``faulty``."""
+    lab.providers.register("faulty", base_url=server.base_url, api_key="k")
+    lab.actions.create("a", prompt="{{message}}", model="faulty:m")
+    lab.actions.create("b", prompt="B {{message}}", model="faulty:m")
+    return lab.experiments.create(name, action_a="a", action_b="b")
+
+
 def test_cells_against_a_trickling_server_end_at_their_deadline_and_the_breaker_ends_the_run(lab):
     with FaultyServer("trickle", interval=1.0) as server:
-        lab.providers.register("slow", base_url=server.base_url, api_key="k")
-        lab.actions.create("a", prompt="{{message}}", model="slow:m")
-        lab.actions.create("b", prompt="B {{message}}", model="slow:m")
-        exp = lab.experiments.create("trickle", action_a="a", action_b="b")
+        exp = faulty_experiment(lab, server, "trickle")
         started = time.monotonic()
         with pytest.raises(pl.RunFailedError, match="stopped answering") as failure:
             lab.experiments.run(exp, ROWS * 4, concurrency=4, attempt_timeout=0.5, cell_timeout=1.5,
@@ -467,10 +472,7 @@ def test_cells_against_a_trickling_server_end_at_their_deadline_and_the_breaker_
 
 def test_a_provider_that_dies_mid_run_is_noticed_and_resume_finishes_on_a_live_one(lab):
     with FaultyServer("die_after", n=20) as server:
-        lab.providers.register("flaky", base_url=server.base_url, api_key="k")
-        lab.actions.create("a", prompt="{{message}}", model="flaky:m")
-        lab.actions.create("b", prompt="B {{message}}", model="flaky:m")
-        exp = lab.experiments.create("dies", action_a="a", action_b="b")
+        exp = faulty_experiment(lab, server, "dies")
         rows = [{"message": f"row {i}"} for i in range(200)]
         started = time.monotonic()
         with pytest.raises(pl.RunFailedError, match="stopped answering") as failure:
@@ -483,7 +485,7 @@ def test_a_provider_that_dies_mid_run_is_noticed_and_resume_finishes_on_a_live_o
         assert sum(counts.values()) < 100  # it stopped instead of failing all 400 cells
         assert run.status == "failed" and "resume" in str(failure.value)
     with FaultyServer("ok") as healthy:
-        lab.providers.register("flaky", base_url=healthy.base_url, api_key="k")
+        lab.providers.register("faulty", base_url=healthy.base_url, api_key="k")
         done = lab.experiments.run(exp, resume=run, retry_errors=True, progress=False)
         assert done.status == "done" and len(done.cells()) == 400
         assert healthy.requests == 400 - 20  # the 20 answered cells were not redone

@@ -395,21 +395,8 @@ def test_compare_view_buttons_write_feedback(actions):
 
 def test_compare_view_fills_rows_in_the_background(rec_lab, server):
     """The grid shows up before any output exists, and its poller fills the rows in."""
-    import asyncio
-
-    import httpx2
-
     lab = rec_lab
-    gate = asyncio.Event()  # set on promptlab's loop: until then every model call waits
-
-    async def gated(request):
-        await gate.wait()
-        return server.handler(request)
-
-    lab.providers.register("gated", base_url="http://gated.local/v1", api_key="k", max_retries=0,
-                           http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(gated)))
-    lab.actions.create("slow-a", model="gated:m", prompt="A: {{customer_message}}")
-    lab.actions.create("slow-b", model="gated:m", prompt="B: {{customer_message}}")
+    gate, _ = gated_actions(lab, server)
     grid = compare(lab, "slow-a", "slow-b", TICKETS[:3], page_size=5)
     outputs = lambda: [view.sides[w].output.value for view in grid._row_views.values() for w in "ab"]
     assert grid.controller.running and grid._poller.is_alive()
@@ -482,14 +469,14 @@ def test_reopening_an_incomplete_run_says_so_and_can_finish_it(actions):
     assert len(lab.store.cell_statuses(ctl.run.guid)) == 10
 
 
-def test_stop_cancels_the_background_fill_and_start_resumes_it(rec_lab, server):
+def gated_actions(lab, server):
+    """Actions slow-a / slow-b on a provider whose every call waits for ``gate`` (an asyncio
+    Event to set on promptlab's loop); ``seen`` lists the requests that arrived."""
     import asyncio
 
     import httpx2
 
-    lab = rec_lab
-    gate = asyncio.Event()  # set on promptlab's loop: until then every model call waits
-    seen = []
+    gate, seen = asyncio.Event(), []
 
     async def gated(request):
         seen.append(request)
@@ -500,6 +487,12 @@ def test_stop_cancels_the_background_fill_and_start_resumes_it(rec_lab, server):
                            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(gated)))
     lab.actions.create("slow-a", model="gated:m", prompt="A: {{customer_message}}")
     lab.actions.create("slow-b", model="gated:m", prompt="B: {{customer_message}}")
+    return gate, seen
+
+
+def test_stop_cancels_the_background_fill_and_start_resumes_it(rec_lab, server):
+    lab = rec_lab
+    gate, seen = gated_actions(lab, server)
     grid = compare(lab, "slow-a", "slow-b", TICKETS[:4], page_size=5)
     for _ in range(500):
         if len(seen) >= 2:

@@ -441,8 +441,7 @@ class Runner:
                     background.cancel_scope.cancel()
         finally:
             # Whatever ended the run (its end, an abort, Ctrl-C), the finished cells are written.
-            with anyio.CancelScope(shield=True):
-                await self._flush()
+            await self._flush()
             bar.close()
             self.stats.seconds = time.perf_counter() - started
             self.stats.concurrency_lowest = int(self.limiter.lowest)
@@ -474,12 +473,15 @@ class Runner:
 
     async def _flush(self) -> None:
         """Write the buffered cells in a worker thread, one batch at a time, so the event loop
-        keeps serving responses while SQLite/PostgreSQL commits."""
-        async with self._flush_lock:
-            buffer, self._buffer = self._buffer, _Buffer()
-            if buffer.cells or buffer.generations:
-                await self.engine.io(self.lab.store.record_cells, buffer.generations, buffer.cells,
-                                     buffer.scores)
+        keeps serving responses while SQLite/PostgreSQL commits. Shielded: a flush that has
+        begun ends before the run may be finalised (else its status could be computed from the
+        cells committed so far, missing this batch)."""
+        with anyio.CancelScope(shield=True):
+            async with self._flush_lock:
+                buffer, self._buffer = self._buffer, _Buffer()
+                if buffer.cells or buffer.generations:
+                    await self.engine.io(self.lab.store.record_cells, buffer.generations, buffer.cells,
+                                         buffer.scores)
 
     # -- one cell -------------------------------------------------------------------------
 
