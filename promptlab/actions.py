@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -322,8 +323,13 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
 class Actions:
     """``lab.actions``: create, version, deploy and run actions."""
 
-    def __init__(self, lab: "Lab"):
+    def __init__(self, lab: "Lab", cache_seconds: float = 1.0):
         self._lab = lab
+        # Resolved versions, briefly: a run of calls reads the store once a second instead of
+        # once a call. Changes made through this Lab clear it at once; another process's
+        # deploy is seen within ``cache_seconds``.
+        self.cache_seconds = cache_seconds
+        self._resolved: dict[tuple[Any, ...], tuple[float, Action]] = {}
 
     # definitions ----------------------------------------------------------------------------
 
@@ -349,6 +355,7 @@ class Actions:
             raise ConfigError(f"action {name!r} needs a prompt, a system message or messages")
         self._lab.providers.parse(clean["model"])  # unknown provider: fail at definition time
         self._lab.store.create_action(name, description, _version_row(clean))
+        self._resolved.clear()
         return self.get(name)
 
     def update(self, action: str, *, deploy: str | Sequence[str] | None = None,
@@ -375,6 +382,7 @@ class Actions:
         row = _version_row(clean)
         row["note"] = note
         number = self._lab.store.add_version(current.guid, row, deploy_to=environments)
+        self._resolved.clear()
         return self.get(current.guid, version=number)
 
     def deploy(self, action: str, version: int | None = None,
@@ -382,6 +390,7 @@ class Actions:
         """Point ``environment`` at ``version`` (latest when None)."""
         current = self.get(action, version="latest" if version is None else version)
         self._lab.store.deploy(current.guid, normalize_environment(environment), current.version)
+        self._resolved.clear()
         return self.get(current.guid, version=current.version)
 
     def get(self, action: str, version: int | str | None = None,
@@ -391,6 +400,25 @@ class Actions:
         ``version``: a number or ``"latest"``; otherwise the version deployed to ``environment``
         (Production by default). A version GUID pins its own version.
         """
+        key = (action, version, environment)
+        hit = self.cached(action, version, environment)
+        if hit is not None:
+            return hit
+        resolved = self._resolve(action, version, environment)
+        if self.cache_seconds > 0:
+            if len(self._resolved) > 1024:
+                self._resolved.clear()
+            self._resolved[key] = (time.monotonic() + self.cache_seconds, resolved)
+        return resolved
+
+    def cached(self, action: str, version: int | str | None = None,
+               environment: str | None = None) -> Action | None:
+        """``get``'s answer if it was resolved less than ``cache_seconds`` ago, else None (no
+        store read)."""
+        hit = self._resolved.get((action, version, environment))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _resolve(self, action: str, version: int | str | None, environment: str | None) -> Action:
         def pick(row: Mapping[str, Any], deployments: Mapping[str, int]) -> int | None:
             wanted = version
             if row.get("pinned_version") is not None and wanted is None and environment is None:

@@ -107,10 +107,10 @@ class Engine:
         self.policy = policy or RetryPolicy()  # for single calls; the runner brings its own
         self._thread = LoopThread()
         # Store writes of the seam; its own pool, so that a result's row is written even when
-        # the caller's task is cancelled while waiting (see ``io``). SQLite has one writer at a
-        # time: more threads would only queue in its busy handler (measured: 10% more CPU per
-        # call and lower throughput with 8), so one thread writes in order.
-        writers = 1 if lab.store.dialect == "sqlite" else 4
+        # the caller's task is cancelled while waiting (see ``io``). Few threads: SQLite has one
+        # writer at a time, and more threads contend for the GIL (the gateway measured 63 req/s
+        # with 4 writer threads on PostgreSQL, 70 with 1).
+        writers = 1 if lab.store.dialect == "sqlite" else 2
         self._io = concurrent.futures.ThreadPoolExecutor(max_workers=writers, thread_name_prefix="promptlab-io")
         self._pending: set[concurrent.futures.Future] = set()
         self._pending_lock = threading.Lock()
@@ -215,10 +215,12 @@ class Engine:
 
         Options as ``plan_sync``. Retrieval, session memory and PostgreSQL reads run in a worker
         thread, never on the caller's loop. Resolving an action in a SQLite store (a local read
-        of about a millisecond) and rendering are done inline: measured, a thread hop per call
-        cost more CPU than the read itself."""
+        of about a millisecond), or one resolved in the last second, and rendering are done
+        inline: measured, a thread hop per call cost more CPU than the read itself."""
         log_failure = options.pop("log_failure", True)
-        inline = (isinstance(action, Action) or self._local_reads) and options.get("session") is None
+        known = isinstance(action, Action) or self._local_reads or \
+            self._lab.actions.cached(action, options.get("version"), options.get("environment")) is not None
+        inline = known and options.get("session") is None
         if not inline:
             return await asyncio.to_thread(self.plan_sync, action, input, log_failure=log_failure, **options)
         resolved, env = self._resolve(action, options.pop("version", None), options.pop("environment", None))

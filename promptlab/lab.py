@@ -44,6 +44,8 @@ class Lab:
     ``call_timeout``: seconds a single call (``prompt``, a flow's model call) may take across
     all its attempts; each attempt is bounded by its provider's ``timeout`` in total (connect,
     the whole body or stream), so a server that trickles bytes cannot stretch it.
+    ``action_cache_seconds``: how long a resolved action version is reused without reading the
+    store (changes made through this Lab are seen at once, another process's within this time).
     """
 
     def __init__(self, db: str | os.PathLike | None = None, *,
@@ -52,7 +54,8 @@ class Lab:
                  cache_ttl: float | None = 7 * 24 * 3600, memory_window: int = 20,
                  gateway_url: str | None = None, default_model: str = DEFAULT_MODEL,
                  sim_options: Mapping[str, Any] | None = None,
-                 issue_tags: Sequence[str] | None = None, call_timeout: float | None = 300.0):
+                 issue_tags: Sequence[str] | None = None, call_timeout: float | None = 300.0,
+                 action_cache_seconds: float = 1.0):
         if memory_window < 0:
             raise ConfigError("memory_window must be >= 0")
         if call_timeout is not None and (isinstance(call_timeout, bool) or not isinstance(call_timeout, (int, float))
@@ -67,7 +70,7 @@ class Lab:
         self.default_model = default_model
         self.issue_tags = list(issue_tags) if issue_tags is not None else None
         self.engine = Engine(self, RetryPolicy(call_timeout=call_timeout))
-        self.actions = Actions(self)
+        self.actions = Actions(self, cache_seconds=action_cache_seconds)
         self.generations = Generations(self)
         self.sessions = Sessions(self)
         self._closed = False
