@@ -92,6 +92,34 @@ def wait_before_retry(retry_state: tenacity.RetryCallState) -> float:
     return tenacity.wait_random_exponential(multiplier=0.25, max=10)(retry_state)
 
 
+def call_deadline_error(message: str, provider: str) -> ProviderTimeoutError:
+    """A ProviderTimeoutError for a call whose deadline across attempts passed (never retried)."""
+    error = ProviderTimeoutError(message, provider=provider)
+    error.call_deadline = True  # type: ignore[attr-defined]
+    return error
+
+
+def _first_retry_state(retrying: tenacity.AsyncRetrying, exc: BaseException) -> tenacity.RetryCallState:
+    """The state tenacity's wait functions read, for the failure of the first attempt (made
+    before the retry machinery was built)."""
+    state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+    state.set_exception((type(exc), exc, exc.__traceback__))
+    return state
+
+
+def deadline_at(when: float):
+    """A context manager that cancels its body at loop time ``when`` (TimeoutError)."""
+    if hasattr(asyncio, "timeout_at"):  # Python 3.11+: the native, cheap one
+        return asyncio.timeout_at(when)
+    return _anyio_deadline(when)
+
+
+@contextlib.asynccontextmanager
+async def _anyio_deadline(when: float):
+    with anyio.fail_after(max(0.0, when - asyncio.get_running_loop().time())):
+        yield
+
+
 def interrupted_fields() -> dict[str, Any]:
     fields = error_fields(RuntimeError())
     fields.update(error_type="Interrupted", error="cancelled before the model answered (interrupt or "
@@ -326,13 +354,19 @@ class Engine:
         attempts = policy.max_attempts or int(getattr(base, "max_retries", 2)) + 1
         attempt_timeout = policy.attempt_timeout or float(getattr(base, "timeout", 60.0))
         request = call.request
+        loop = asyncio.get_running_loop()
+        call_deadline = None if policy.call_timeout is None else loop.time() + policy.call_timeout
         pushed = False
 
         async def once() -> Completion:
             nonlocal pushed
             async with (hooks.attempt(call) if hooks is not None else _no_hooks()):
+                # Timed from the request, not from waiting for a slot; one timer per attempt:
+                # whichever of the two deadlines comes first.
+                attempt_deadline = loop.time() + attempt_timeout
+                deadline = attempt_deadline if call_deadline is None else min(attempt_deadline, call_deadline)
                 try:
-                    with anyio.fail_after(attempt_timeout):
+                    async with deadline_at(deadline):
                         if stream is None:
                             fast = getattr(provider, "complete_lean", None) if policy.lean else None
                             return await (fast or provider.complete)(request)
@@ -347,24 +381,42 @@ class Engine:
                             raise ProviderError("stream ended without a final completion", call.provider_name)
                         return completion
                 except TimeoutError:
+                    if deadline < attempt_deadline:
+                        raise call_deadline_error(
+                            f"gave up after {policy.call_timeout:g} s across attempts (the call deadline)",
+                            call.provider_name) from None
                     raise ProviderTimeoutError(
                         f"no complete answer within {attempt_timeout:g} s (the attempt deadline: "
                         "connect, whole body or stream)", provider=call.provider_name) from None
 
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, RETRYABLE) and not pushed),
-            wait=wait_before_retry, stop=tenacity.stop_after_attempt(attempts), reraise=True,
-            before_sleep=(lambda state: hooks.on_retry(call, state.outcome.exception()))
-            if hooks is not None else None)
-        try:
-            with anyio.fail_after(policy.call_timeout):
-                async for attempt in retrying:
-                    with attempt:
-                        completion = await once()
-        except TimeoutError:
-            raise ProviderTimeoutError(
-                f"gave up after {policy.call_timeout:g} s across attempts (the call deadline)",
-                provider=call.provider_name) from None
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, RETRYABLE) and not getattr(exc, "call_deadline", False) and not pushed
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            delay = wait_before_retry(state)
+            if call_deadline is not None and loop.time() + delay >= call_deadline:
+                # No time left for another attempt: end with the call deadline now.
+                raise call_deadline_error(f"gave up after {policy.call_timeout:g} s across attempts (the call "
+                                          f"deadline; last: {state.outcome.exception()})", call.provider_name)
+            return delay
+
+        try:  # the common case, one attempt, without building the retry machinery
+            completion = await once()
+        except Exception as exc:
+            if attempts <= 1 or not retryable(exc):
+                raise
+            if hooks is not None:
+                hooks.on_retry(call, exc)
+            retrying = tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception(retryable), wait=wait,
+                stop=tenacity.stop_after_attempt(attempts - 1), reraise=True,
+                before_sleep=(lambda state: hooks.on_retry(call, state.outcome.exception()))
+                if hooks is not None else None)
+            first_wait = wait(_first_retry_state(retrying, exc))
+            await asyncio.sleep(first_wait)
+            async for attempt in retrying:
+                with attempt:
+                    completion = await once()
         if key is not None:
             await self.io(store.cache_put, key, completion.text, completion.model, completion.finish_reason,
                           completion.usage.prompt_tokens, completion.usage.completion_tokens)
