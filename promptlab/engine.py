@@ -6,8 +6,9 @@
     generation = await lab.engine.run(call)          # provider call, cache, log, session
 
 ``plan`` resolves the action version, renders the template, retrieves a bound context and reads
-session memory; store and retrieval work runs in a worker thread, never on the caller's event
-loop. ``run`` sends the request with a total deadline per attempt and per call (keep-alives and
+session memory; retrieval (and index builds), session reads and PostgreSQL reads run in a worker
+thread, never on the caller's event loop (a SQLite lookup of an action, about a millisecond, or
+one resolved in the last second, is done inline: cheaper than the thread hop). ``run`` sends the request with a total deadline per attempt and per call (keep-alives and
 trickled bytes do not extend them), retries transient failures, and writes the generation row;
 a write that has started is finished even when the call is cancelled. Actions, experiments
 (online and offline), the gateway, widgets and flows all call this seam; the sync methods of

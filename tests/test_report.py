@@ -111,3 +111,18 @@ def test_report_from_guid_and_errors(lab, tmp_path):
         write_report(run, tmp_path / "missing-dir" / "r.html")
     with pytest.raises(pl.ConfigError, match="takes an ExperimentRun"):
         write_report(run.guid, tmp_path / "r.html")
+
+
+def test_a_variant_with_no_successful_cell_renders_and_says_why(lab, tmp_path):
+    lab.actions.create("ok", prompt="Customer: {{message}}", model="sim:extractive")
+    lab.actions.create("broken", prompt="Customer: {{message}} {{tone}}", model="sim:extractive")
+    exp = lab.experiments.create("half broken", action_a="ok", action_b="broken")
+    run = lab.experiments.run(exp, ROWS, concurrency=4, evaluators=[contains("refund")], progress=False,
+                              fail_fast_after=None)
+    assert run.status == "done_with_errors"
+    for chart in (pl.charts.ratings, pl.charts.latency, pl.charts.cost, pl.charts.evaluator_means):
+        chart(run)  # a variant without outputs is drawn as "no data", never an error
+    pl.charts.scores_scatter(run, "contains:refund")
+    html = open(write_report(run, tmp_path / "r.html")).read()
+    assert "This run is done_with_errors" in html and "<h2>Errors</h2>" in html
+    assert "MissingVariablesError" in html and "Every cell of B failed" in html
