@@ -133,10 +133,18 @@ def test_compare_widget_in_jupyterlab(jupyter):
             page.goto(f"{url}/doc/tree/notebooks/{NOTEBOOK}?token={token}")
             page.wait_for_selector(".jp-NotebookPanel [data-status='idle']")
 
-            _run_all_cells(page)
-
             grid = page.locator(".pl-compare").first
-            grid.wait_for()
+            for attempt in range(2):
+                _run_all_cells(page)
+                try:
+                    grid.wait_for(timeout=WAIT_MS / 2)
+                    break
+                except Exception:  # playwright's TimeoutError
+                    # Under load JupyterLab can render a widget's output before its model has
+                    # arrived ("widget model not found" in the console): the notebook is re-run.
+                    if attempt:
+                        raise
+                    print("the grid did not appear; running the notebook again")
             row0, row1, row2 = (grid.locator(f".pl-row-{i}") for i in range(3))
             # outputs arrive in the background; a side's buttons are enabled once its output is there
             expect(row2.locator(".pl-side-b .pl-thumb-up")).to_be_enabled()
