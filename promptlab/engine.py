@@ -358,9 +358,11 @@ class Engine:
         loop = asyncio.get_running_loop()
         call_deadline = None if policy.call_timeout is None else loop.time() + policy.call_timeout
         pushed = False
+        made = 0
 
         async def once() -> Completion:
-            nonlocal pushed
+            nonlocal pushed, made
+            made += 1
             async with (hooks.attempt(call) if hooks is not None else _no_hooks()):
                 # Timed from the request, not from waiting for a slot; one timer per attempt:
                 # whichever of the two deadlines comes first.
@@ -413,11 +415,15 @@ class Engine:
                 stop=tenacity.stop_after_attempt(attempts - 1), reraise=True,
                 before_sleep=(lambda state: hooks.on_retry(call, state.outcome.exception()))
                 if hooks is not None else None)
-            first_wait = wait(_first_retry_state(retrying, exc))
-            await asyncio.sleep(first_wait)
-            async for attempt in retrying:
-                with attempt:
-                    completion = await once()
+            try:
+                await asyncio.sleep(wait(_first_retry_state(retrying, exc)))
+                async for attempt in retrying:
+                    with attempt:
+                        completion = await once()
+            except PromptlabError as final:
+                if made > 1 and final.args and isinstance(final.args[0], str):
+                    final.args = (f"{final.args[0]} (after {made} attempts)",) + final.args[1:]
+                raise
         if key is not None:
             await self.io(store.cache_put, key, completion.text, completion.model, completion.finish_reason,
                           completion.usage.prompt_tokens, completion.usage.completion_tokens)

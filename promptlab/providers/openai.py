@@ -349,6 +349,13 @@ class OpenAIProvider:
             self._derived[id(base)] = hit
         return hit[1]
 
+    def _after_retries(self, form: str = " after ") -> str:
+        """" after 2 retries" when the SDK retried; nothing for a single-attempt sibling (its
+        caller, promptlab's engine, counts its own attempts into the message)."""
+        if not self._max_retries:
+            return ""
+        return f"{form}{self._max_retries}" + (" retries" if form == " after " else "")
+
     def _status_error(self, status: int, headers: httpx2.Headers, detail: str, host: str) -> ProviderError:
         """The promptlab error for an HTTP error status (shared by the SDK and lean paths)."""
         name = self.name
@@ -356,10 +363,10 @@ class OpenAIProvider:
             hint = f"; check {self._shared.api_key_env}" if self._shared.api_key_env else ""
             return AuthenticationError(f"{status} from {host}: {detail}{hint}", provider=name, status_code=status)
         if status == 429:
-            return RateLimitError(f"rate limited by {host} after {self._max_retries} retries: {detail}",
+            return RateLimitError(f"rate limited by {host}{self._after_retries()}: {detail}",
                                   provider=name, status_code=status, retry_after=_retry_after(headers))
         if status >= 500:
-            return ProviderServerError(f"{status} from {host} after {self._max_retries} retries: {detail}",
+            return ProviderServerError(f"{status} from {host}{self._after_retries()}: {detail}",
                                        provider=name, status_code=status)
         return ProviderRequestError(f"{status} from {host}: {detail}", provider=name, status_code=status)
 
@@ -411,7 +418,7 @@ class OpenAIProvider:
         name = self.name
         if isinstance(exc, openai.APITimeoutError):
             return ProviderTimeoutError(
-                f"request to {_host(exc)} timed out (timeout={self._timeout}s, retries={self._max_retries})",
+                f"request to {_host(exc)} timed out (timeout={self._timeout}s{self._after_retries(', retries=')})",
                 provider=name,
             )
         if isinstance(exc, openai.APIConnectionError):
