@@ -370,12 +370,14 @@ class Experiments:
         shard = validate_shard(shard)
         if retry_errors and resume in (None, False):
             raise ConfigError("retry_errors reruns the failed cells of an earlier run: pass resume=<run>")
-        if resume is True or resume == "latest":
+        wanted_latest = resume is True or resume == "latest"
+        if wanted_latest:
             previous = self.latest_unfinished(exp, dataset)
             resume = previous.guid if previous is not None else None
         if resume in (None, False):
             if dataset is None:
-                raise ConfigError("pass a dataset (or resume= an earlier run)")
+                raise ConfigError(f"no unfinished run of experiment {exp.name!r} to resume; pass a dataset to "
+                                  "start one" if wanted_latest else "pass a dataset (or resume= an earlier run)")
             run = self.start(exp, dataset, repeats, evaluators=evaluators_)
             resuming = False
         else:
