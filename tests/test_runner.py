@@ -489,3 +489,19 @@ def test_a_provider_that_dies_mid_run_is_noticed_and_resume_finishes_on_a_live_o
         done = lab.experiments.run(exp, resume=run, retry_errors=True, progress=False)
         assert done.status == "done" and len(done.cells()) == 400
         assert healthy.requests == 400 - 20  # the 20 answered cells were not redone
+
+
+def test_bad_deadline_breaker_and_fail_fast_options_are_clear_errors(lab):
+    exp = make_experiment(lab)
+    for options, field in [({"attempt_timeout": 0}, "attempt_timeout"), ({"cell_timeout": -1}, "cell_timeout"),
+                           ({"fail_fast_after": 0}, "fail_fast_after"), ({"breaker": {"threshold": 2}}, "breaker"),
+                           ({"breaker": {"nope": 1}}, "nope")]:
+        with pytest.raises(pl.ConfigError, match=field):
+            lab.experiments.run(exp, ROWS, progress=False, **options)
+    with pytest.raises(pl.NotFoundError, match="no run 'no-such-run'"):
+        lab.experiments.run(exp, resume="no-such-run", progress=False)
+    with pytest.raises(pl.ConfigError, match="no unfinished run .* pass a dataset"):
+        lab.experiments.run(exp, resume=True, progress=False)
+    with pytest.raises(pl.ConfigError, match="call_timeout"):
+        pl.Lab(lab.store.url, call_timeout=0)
+    assert lab.experiments.runs(exp) == []  # bad options recorded no run

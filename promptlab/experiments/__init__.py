@@ -34,7 +34,7 @@ from ..generations import Generation
 from ..store import utcnow
 from . import evaluators
 from .evaluators import evaluator_spec, rebuild_evaluator
-from .runner import Cell, Runner, RunStats, cells_to_run, plan_cells, split_row, validate_shard
+from .runner import Cell, Runner, RunStats, cells_to_run, check_options, plan_cells, split_row, validate_shard
 from .summary import ExperimentRun
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -328,6 +328,7 @@ class Experiments:
     async def _arun(self, experiment, dataset, repeats, evaluators_, resume, retry_errors, shard,
                     options) -> ExperimentRun:
         engine, store = self._lab.engine, self._lab.store
+        check_options(**options)  # before anything is recorded
         session = await asyncio.to_thread(self._session, experiment, dataset, repeats, evaluators_, resume,
                                           retry_errors, shard)
         guid = session.record["guid"]

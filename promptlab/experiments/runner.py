@@ -310,6 +310,31 @@ def deterministic(exc: BaseException) -> bool:
     return isinstance(exc, ProviderRequestError) and exc.status_code == 404  # unknown model
 
 
+def check_options(*, concurrency: Any = 16, max_attempts: Any = 6, attempt_timeout: Any = None,
+                  cell_timeout: Any = None, fail_fast_after: Any = 5, breaker: Any = None,
+                  rate_limit: Any = None, **_others: Any) -> None:
+    """Raise ConfigError naming the first bad runner option (before a run is recorded)."""
+    for name, value in (("concurrency", concurrency), ("max_attempts", max_attempts)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    for name, value in (("attempt_timeout", attempt_timeout), ("cell_timeout", cell_timeout)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"{name} must be a positive number of seconds or None, not {value!r}")
+    if fail_fast_after is not None and (isinstance(fail_fast_after, bool) or not isinstance(fail_fast_after, int)
+                                        or fail_fast_after < 1):
+        raise ConfigError(f"fail_fast_after must be a positive integer or None, not {fail_fast_after!r}")
+    if breaker is not None:
+        if not isinstance(breaker, Mapping):
+            raise ConfigError(f"breaker must be a dict of CircuitBreaker options, not {breaker!r}")
+        unknown = sorted(set(breaker) - {"window", "threshold", "min_attempts", "cooldown", "max_cooldown",
+                                         "give_up_after"})
+        if unknown:
+            raise ConfigError(f"unknown breaker option(s) {unknown}; known: window, threshold, min_attempts, "
+                              "cooldown, max_cooldown, give_up_after")
+        CircuitBreaker("check", **breaker)
+    _rate_limiters(rate_limit, {"any"})
+
+
 @dataclass
 class RunStats:
     """Counters of one runner session (stored on the run)."""
@@ -353,13 +378,9 @@ class Runner:
                  flush_seconds: float = 0.5, fail_fast_after: int | None = 5,
                  breaker: Mapping[str, Any] | None = None, lease: Any = None,
                  cells_per_variant: int | None = None):
-        if concurrency < 1:
-            raise ConfigError("concurrency must be >= 1")
-        if max_attempts < 1:
-            raise ConfigError("max_attempts must be >= 1")
-        for name, value in (("attempt_timeout", attempt_timeout), ("cell_timeout", cell_timeout)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise ConfigError(f"{name} must be a positive number of seconds or None, not {value!r}")
+        check_options(concurrency=concurrency, max_attempts=max_attempts, attempt_timeout=attempt_timeout,
+                      cell_timeout=cell_timeout, fail_fast_after=fail_fast_after, breaker=breaker,
+                      rate_limit=rate_limit)
         self.lab = lab
         self.engine = lab.engine
         self.run = run
@@ -378,13 +399,9 @@ class Runner:
         self.flush_every = flush_every
         self.max_buffered = 4 * flush_every
         self.flush_seconds = flush_seconds
-        if fail_fast_after is not None and (isinstance(fail_fast_after, bool) or not isinstance(fail_fast_after, int)
-                                            or fail_fast_after < 1):
-            raise ConfigError(f"fail_fast_after must be a positive integer or None, not {fail_fast_after!r}")
         self.fail_fast_after = None if fail_fast_after is None else \
             max(1, min(fail_fast_after, cells_per_variant or fail_fast_after))
         self.breaker_options = dict(breaker or {})
-        CircuitBreaker("check", **self.breaker_options)  # bad options fail before the run starts
         self.lease = lease
         self.limiter = AdaptiveLimiter(concurrency)
         self.rate_limits = _rate_limiters(rate_limit, {a.model.split(":", 1)[0] for a in variants.values()})
