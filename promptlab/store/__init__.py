@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from ..errors import ConfigError, NotFoundError, StoreError
+from ..errors import ConfigError, InvalidInputError, NotFoundError, PromptlabError, StoreError
 from . import schema as t
-from ._util import as_dict, new_guid, utcnow
+from . import values
+from ._util import as_dict, is_conflict, named_conflict, new_guid, utcnow
 from .contexts import ContextSQL
 from .experiments import ExperimentSQL
 from .feedback import FeedbackSQL
@@ -58,7 +59,7 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
             self.engine = _sqlite_engine(parsed, echo)
         elif self.dialect == "postgresql":
             self.engine = sa.create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10,
-                                           max_overflow=20)
+                                           max_overflow=20, json_serializer=values.dumps)
         else:
             raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         try:
@@ -78,17 +79,20 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction (SQLite: BEGIN IMMEDIATE, so concurrent writers queue instead
-        of failing on lock upgrade)."""
+        of failing on lock upgrade). Database errors leave as promptlab errors, without SQL."""
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"database write failed: {exc.orig}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_error(exc, "write") from None
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect().execution_options(promptlab_read=True) as conn:
-            yield conn
+        try:
+            with self.engine.connect().execution_options(promptlab_read=True) as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_error(exc, "read") from None
 
     def _insert_for(self, table: sa.Table):
         """An INSERT that supports ON CONFLICT on this dialect."""
@@ -110,7 +114,7 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
                       environment: str = "Production") -> dict[str, Any]:
         now = utcnow()
         action_guid = new_guid()
-        with self.write() as conn:
+        with named_conflict(f"an action named {name!r} already exists; use actions.update()"), self.write() as conn:
             exists = conn.execute(sa.select(t.actions.c.guid).where(t.actions.c.name == name)).first()
             if exists:
                 raise ConfigError(f"an action named {name!r} already exists; use actions.update()")
@@ -142,9 +146,9 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
                                      keys=["action_guid", "environment"],
                                      update=["version", "deployed_at"])
                 return number
-            except sa.exc.IntegrityError:
+            except ConfigError as exc:
                 # Two writers picked the same number (PostgreSQL); the loser takes the next one.
-                if attempt == 4:
+                if not is_conflict(exc) or attempt == 4:
                     raise
         raise AssertionError("unreachable")
 
@@ -367,12 +371,31 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
             return [as_dict(r) for r in conn.execute(sa.select(table))]
 
 
+def database_error(exc: sa.exc.SQLAlchemyError, what: str) -> PromptlabError:
+    """The promptlab error for a database error: the driver's own first line, never the SQL
+    statement or its parameters (they hold user data and would reach logs)."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, PromptlabError):  # raised by promptlab's own value handling (values.py)
+        return orig
+    detail = str(orig if orig is not None else type(exc).__name__).strip().splitlines()[0][:300] \
+        if str(orig if orig is not None else "").strip() else type(exc).__name__
+    if isinstance(exc, sa.exc.IntegrityError):
+        error: PromptlabError = ConfigError(f"the store refused a duplicate or a dangling reference ({detail}); "
+                                            "another process may have created it at the same moment")
+        error.conflict = True  # type: ignore[attr-defined]
+        return error
+    if isinstance(exc, sa.exc.DataError):
+        return InvalidInputError(f"the database refused a value ({detail})")
+    return StoreError(f"database {what} failed ({type(orig or exc).__name__}: {detail})")
+
+
 def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:
     if url.database and url.database != ":memory:":
         directory = os.path.dirname(os.path.abspath(url.database))
         if not os.path.isdir(directory):
             raise ConfigError(f"the folder for the SQLite store does not exist: {directory}")
-    engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False})
+    engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False},
+                              json_serializer=values.dumps)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
@@ -395,4 +418,5 @@ def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:
     return engine
 
 
-__all__ = ["Store", "resolve_url", "new_guid", "utcnow", "DEFAULT_URL"]
+__all__ = ["Store", "resolve_url", "new_guid", "utcnow", "DEFAULT_URL", "is_conflict", "named_conflict",
+           "database_error"]

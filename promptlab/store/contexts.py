@@ -18,17 +18,17 @@ import sqlalchemy as sa
 
 from ..errors import ConfigError, NotFoundError
 from . import schema as t
-from ._util import as_dict, new_guid, utcnow
+from ._util import as_dict, new_guid, named_conflict, utcnow
 
 contexts = sa.Table(
     "contexts",
     t.metadata,
     sa.Column("guid", t.GUID, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("description", sa.Text),
+    sa.Column("name", t.SafeString(200), nullable=False, unique=True),
+    sa.Column("description", t.SafeText),
     sa.Column("chunk_size", sa.Integer, nullable=False),
     sa.Column("overlap", sa.Integer, nullable=False),
-    sa.Column("index_kind", sa.String(16), nullable=False),  # bm25 | embeddings | hybrid
+    sa.Column("index_kind", t.SafeString(16), nullable=False),  # bm25 | embeddings | hybrid
     sa.Column("revision", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", t.Time, nullable=False),
     sa.Column("updated_at", t.Time, nullable=False),
@@ -39,8 +39,8 @@ context_documents = sa.Table(
     t.metadata,
     sa.Column("guid", t.GUID, primary_key=True),
     sa.Column("context_guid", t.GUID, sa.ForeignKey("contexts.guid"), nullable=False),
-    sa.Column("doc_id", sa.String(200), nullable=False),  # the user's id, unique in the context
-    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("doc_id", t.SafeString(200), nullable=False),  # the user's id, unique in the context
+    sa.Column("text", t.SafeText, nullable=False),
     sa.Column("fields", sa.JSON, nullable=False),  # title, body, url, ...
     sa.Column("metadata", sa.JSON, nullable=False),  # source, filename, type, added_at + custom
     sa.Column("created_at", t.Time, nullable=False),
@@ -55,11 +55,11 @@ context_chunks = sa.Table(
     sa.Column("document_guid", t.GUID, sa.ForeignKey("context_documents.guid"), nullable=False,
               index=True),
     sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text", t.SafeText, nullable=False),
     sa.Column("char_start", sa.Integer, nullable=False),  # offsets in the document text
     sa.Column("char_end", sa.Integer, nullable=False),
     sa.Column("embedding", sa.LargeBinary),  # float32 little-endian, L2-normalised
-    sa.Column("embedding_model", sa.String(100)),
+    sa.Column("embedding_model", t.SafeString(100)),
 )
 
 TABLES: list[sa.Table] = [contexts, context_documents, context_chunks]
@@ -78,14 +78,12 @@ class ContextSQL:
         row = dict(guid=new_guid(), name=name, description=description, chunk_size=chunk_size,
                    overlap=overlap, index_kind=index_kind, revision=0, created_at=now,
                    updated_at=now)
-        try:
-            with self.write() as conn:
-                exists = conn.execute(sa.select(contexts.c.guid).where(contexts.c.name == name)).first()
-                if exists:
-                    raise ConfigError(f"a context named {name!r} already exists")
-                conn.execute(contexts.insert().values(**row))
-        except sa.exc.IntegrityError as exc:  # a concurrent creator won (PostgreSQL)
-            raise ConfigError(f"a context named {name!r} already exists") from exc
+        # a concurrent creator may win between the check and the insert (PostgreSQL)
+        with named_conflict(f"a context named {name!r} already exists"), self.write() as conn:
+            exists = conn.execute(sa.select(contexts.c.guid).where(contexts.c.name == name)).first()
+            if exists:
+                raise ConfigError(f"a context named {name!r} already exists")
+            conn.execute(contexts.insert().values(**row))
         return self.find_context(row["guid"])
 
     def find_context(self, key: str) -> dict[str, Any] | None:

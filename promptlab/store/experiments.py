@@ -16,14 +16,14 @@ from datetime import timedelta
 
 from ..errors import ConfigError, NotFoundError, RunInProgressError
 from . import schema as t
-from ._util import as_dict, aware, new_guid, utcnow
+from ._util import as_dict, aware, named_conflict, new_guid, utcnow
 
 experiments = sa.Table(
     "experiments",
     t.metadata,
     sa.Column("guid", t.GUID, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("description", sa.Text),
+    sa.Column("name", t.SafeString(200), nullable=False, unique=True),
+    sa.Column("description", t.SafeText),
     sa.Column("created_at", t.Time, nullable=False),
 )
 
@@ -31,9 +31,9 @@ experiment_variants = sa.Table(
     "experiment_variants",
     t.metadata,
     sa.Column("experiment_guid", t.GUID, sa.ForeignKey("experiments.guid"), primary_key=True),
-    sa.Column("label", sa.String(100), primary_key=True),
+    sa.Column("label", t.SafeString(100), primary_key=True),
     sa.Column("action_guid", t.GUID, sa.ForeignKey("actions.guid"), nullable=False),
-    sa.Column("environment", sa.String(100)),  # None: the action's Production deployment
+    sa.Column("environment", t.SafeString(100)),  # None: the action's Production deployment
     sa.Column("weight", sa.Float, nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
 )
@@ -44,14 +44,14 @@ runs = sa.Table(
     sa.Column("guid", t.GUID, primary_key=True),
     sa.Column("experiment_guid", t.GUID, sa.ForeignKey("experiments.guid"), nullable=False, index=True),
     # created | running | done | done_with_errors | failed | interrupted (see ExperimentRun.status)
-    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("status", t.SafeString(20), nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("repeats", sa.Integer, nullable=False),
     sa.Column("config", sa.JSON, nullable=False),  # pinned versions, evaluators, dataset name
     sa.Column("stats", sa.JSON),  # rate limiting and retry counters of the last session
     sa.Column("created_at", t.Time, nullable=False),
     sa.Column("finished_at", t.Time),
-    sa.Column("status_detail", sa.Text),  # why the run is not plainly done (migration 7)
+    sa.Column("status_detail", t.SafeText),  # why the run is not plainly done (migration 7)
 )
 
 run_rows = sa.Table(
@@ -67,11 +67,11 @@ run_cells = sa.Table(
     "run_cells",
     t.metadata,
     sa.Column("run_guid", t.GUID, sa.ForeignKey("runs.guid"), primary_key=True),
-    sa.Column("cell_key", sa.String(200), primary_key=True),
+    sa.Column("cell_key", t.SafeString(200), primary_key=True),
     sa.Column("row_index", sa.Integer, nullable=False),
-    sa.Column("variant", sa.String(100), nullable=False),
+    sa.Column("variant", t.SafeString(100), nullable=False),
     sa.Column("repeat", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # done | error
+    sa.Column("status", t.SafeString(16), nullable=False),  # done | error
     sa.Column("generation_guid", t.GUID),
     sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("updated_at", t.Time, nullable=False),
@@ -83,8 +83,8 @@ run_leases = sa.Table(
     "run_leases",
     t.metadata,
     sa.Column("run_guid", t.GUID, sa.ForeignKey("runs.guid"), primary_key=True),
-    sa.Column("holder", sa.String(50), primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("holder", t.SafeString(50), primary_key=True),
+    sa.Column("owner", t.SafeString(200), nullable=False),
     sa.Column("acquired_at", t.Time, nullable=False),
     sa.Column("expires_at", t.Time, nullable=False),
 )
@@ -98,7 +98,7 @@ class ExperimentSQL:
     def create_experiment(self, name: str, description: str | None,
                           variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         guid = new_guid()
-        with self.write() as conn:
+        with named_conflict(f"an experiment named {name!r} already exists"), self.write() as conn:
             if conn.execute(sa.select(experiments.c.guid).where(experiments.c.name == name)).first():
                 raise ConfigError(f"an experiment named {name!r} already exists")
             conn.execute(experiments.insert().values(guid=guid, name=name, description=description,

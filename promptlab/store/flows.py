@@ -18,16 +18,16 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from . import schema as t
-from ._util import as_dict, utcnow
+from ._util import as_dict, is_conflict, utcnow
 
 flow_conversations = sa.Table(
     "flow_conversations",
     t.metadata,
-    sa.Column("flow_name", sa.String(100), primary_key=True),
-    sa.Column("conversation_id", sa.String(200), primary_key=True),
-    sa.Column("location", sa.String(100)),  # the behavior the next turn starts at
+    sa.Column("flow_name", t.SafeString(100), primary_key=True),
+    sa.Column("conversation_id", t.SafeString(200), primary_key=True),
+    sa.Column("location", t.SafeString(100)),  # the behavior the next turn starts at
     sa.Column("session", sa.JSON, nullable=False),  # bot session fields
     sa.Column("fields", sa.JSON, nullable=False),  # conversation fields
     sa.Column("messages", sa.JSON, nullable=False),  # transcript: [{"author", "text", "turn"}]
@@ -40,14 +40,14 @@ flow_turns = sa.Table(
     "flow_turns",
     t.metadata,
     sa.Column("guid", t.GUID, primary_key=True),  # also the guid of the turn's generation row
-    sa.Column("flow_name", sa.String(100), nullable=False),
-    sa.Column("conversation_id", sa.String(200), nullable=False),
+    sa.Column("flow_name", t.SafeString(100), nullable=False),
+    sa.Column("conversation_id", t.SafeString(200), nullable=False),
     sa.Column("turn", sa.Integer, nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("answer", sa.Text),
+    sa.Column("message", t.SafeText, nullable=False),
+    sa.Column("answer", t.SafeText),
     sa.Column("actions", sa.JSON, nullable=False),
-    sa.Column("start_location", sa.String(100)),
-    sa.Column("end_location", sa.String(100)),
+    sa.Column("start_location", t.SafeString(100)),
+    sa.Column("end_location", t.SafeString(100)),
     sa.Column("trace", sa.JSON, nullable=False),
     sa.Column("generations", sa.JSON, nullable=False),  # guids of the turn's LLM calls
     sa.Column("errors", sa.JSON),  # errors handled by on_error / on_fail handlers
@@ -94,8 +94,10 @@ class FlowSQL:
                         raise conflict
                 conn.execute(flow_turns.insert().values(**turn))
                 conn.execute(t.generations.insert().values(**generation))
-        except sa.exc.IntegrityError as exc:
-            raise conflict from exc
+        except ConfigError as exc:
+            if is_conflict(exc):
+                raise conflict from None
+            raise
 
     def delete_flow_conversation(self, flow: str, conversation: str) -> bool:
         c = flow_conversations.c

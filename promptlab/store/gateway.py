@@ -23,10 +23,10 @@ from ._util import as_dict
 api_keys = sa.Table(
     "api_keys",
     t.metadata,
-    sa.Column("id", sa.String(32), primary_key=True),  # the public part of the key: pl_<id>_<secret>
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("id", t.SafeString(32), primary_key=True),  # the public part of the key: pl_<id>_<secret>
+    sa.Column("name", t.SafeString(200), nullable=False),
     sa.Column("scopes", sa.JSON, nullable=False),  # ["run", "feedback", ...]
-    sa.Column("secret_hash", sa.String(64), nullable=False),  # sha256 hex of the secret part
+    sa.Column("secret_hash", t.SafeString(64), nullable=False),  # sha256 hex of the secret part
     sa.Column("created_at", t.Time, nullable=False),
     sa.Column("revoked_at", t.Time),
 )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .values import SafeString, SafeText
+
 metadata = sa.MetaData()
 
 GUID = sa.String(36)
@@ -18,15 +20,15 @@ schema_version = sa.Table(
     metadata,
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("applied_at", Time, nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("description", SafeText, nullable=False),
 )
 
 actions = sa.Table(
     "actions",
     metadata,
     sa.Column("guid", GUID, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("description", sa.Text),
+    sa.Column("name", SafeString(200), nullable=False, unique=True),
+    sa.Column("description", SafeText),
     sa.Column("created_at", Time, nullable=False),
 )
 
@@ -36,13 +38,13 @@ action_versions = sa.Table(
     sa.Column("guid", GUID, primary_key=True),
     sa.Column("action_guid", GUID, sa.ForeignKey("actions.guid"), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("system", sa.Text),
-    sa.Column("prompt", sa.Text),
+    sa.Column("system", SafeText),
+    sa.Column("prompt", SafeText),
     sa.Column("messages", sa.JSON),  # extra template messages between system and prompt
-    sa.Column("model", sa.String(300), nullable=False),
+    sa.Column("model", SafeString(300), nullable=False),
     sa.Column("params", sa.JSON, nullable=False),  # temperature, max_tokens, top_p, seed, stop
     sa.Column("context", sa.JSON),  # retrieval binding: {"name", "top_k", "variable"}
-    sa.Column("note", sa.Text),
+    sa.Column("note", SafeText),
     sa.Column("created_at", Time, nullable=False),
     sa.UniqueConstraint("action_guid", "version", name="uq_action_version"),
 )
@@ -51,7 +53,7 @@ deployments = sa.Table(
     "deployments",
     metadata,
     sa.Column("action_guid", GUID, sa.ForeignKey("actions.guid"), primary_key=True),
-    sa.Column("environment", sa.String(100), primary_key=True),
+    sa.Column("environment", SafeString(100), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("deployed_at", Time, nullable=False),
 )
@@ -60,31 +62,31 @@ generations = sa.Table(
     "generations",
     metadata,
     sa.Column("guid", GUID, primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | done | error
+    sa.Column("status", SafeString(16), nullable=False),  # pending | done | error
     sa.Column("action_guid", GUID, index=True),
-    sa.Column("action_name", sa.String(200)),
+    sa.Column("action_name", SafeString(200)),
     sa.Column("action_version", sa.Integer),
-    sa.Column("environment", sa.String(100)),
+    sa.Column("environment", SafeString(100)),
     sa.Column("input", sa.JSON),
     sa.Column("messages", sa.JSON),  # the fully rendered request messages
-    sa.Column("output", sa.Text),
-    sa.Column("model", sa.String(300)),
+    sa.Column("output", SafeText),
+    sa.Column("model", SafeString(300)),
     sa.Column("params", sa.JSON),
     sa.Column("prompt_tokens", sa.Integer),
     sa.Column("completion_tokens", sa.Integer),
     sa.Column("cost_usd", sa.Float),
     sa.Column("latency_ms", sa.Float),
     sa.Column("ttft_ms", sa.Float),
-    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("finish_reason", SafeString(32)),
     sa.Column("cached", sa.Boolean, nullable=False, default=False),
     sa.Column("streaming", sa.Boolean, nullable=False, default=False),
     sa.Column("session_guid", GUID, index=True),
-    sa.Column("ext_user_id", sa.String(300), index=True),
-    sa.Column("error_type", sa.String(100)),
-    sa.Column("error", sa.Text),
+    sa.Column("ext_user_id", SafeString(300), index=True),
+    sa.Column("error_type", SafeString(100)),
+    sa.Column("error", SafeText),
     sa.Column("metadata", sa.JSON),  # retrieval hits, metadata_filter, files, ...
     sa.Column("experiment_guid", GUID, index=True),
-    sa.Column("variant", sa.String(100)),
+    sa.Column("variant", SafeString(100)),
     sa.Column("run_guid", GUID, index=True),
     sa.Column("repeat", sa.Integer),
     sa.Column("created_at", Time, nullable=False, index=True),
@@ -94,10 +96,10 @@ generations = sa.Table(
 cache_entries = sa.Table(
     "cache_entries",
     metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("output", sa.Text, nullable=False),
-    sa.Column("model", sa.String(300)),
-    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("key", SafeString(64), primary_key=True),
+    sa.Column("output", SafeText, nullable=False),
+    sa.Column("model", SafeString(300)),
+    sa.Column("finish_reason", SafeString(32)),
     sa.Column("prompt_tokens", sa.Integer),
     sa.Column("completion_tokens", sa.Integer),
     sa.Column("created_at", Time, nullable=False),
@@ -108,8 +110,8 @@ sessions = sa.Table(
     metadata,
     sa.Column("guid", GUID, primary_key=True),
     sa.Column("action_guid", GUID),
-    sa.Column("ext_user_id", sa.String(300), index=True),
-    sa.Column("name", sa.Text),
+    sa.Column("ext_user_id", SafeString(300), index=True),
+    sa.Column("name", SafeText),
     sa.Column("memory_window", sa.Integer),
     sa.Column("created_at", Time, nullable=False),
 )
@@ -119,7 +121,7 @@ session_messages = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("session_guid", GUID, sa.ForeignKey("sessions.guid"), nullable=False, index=True),
-    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("role", SafeString(20), nullable=False),
     sa.Column("content", sa.JSON, nullable=False),
     sa.Column("generation_guid", GUID),
     sa.Column("created_at", Time, nullable=False),
