@@ -48,6 +48,7 @@ from .errors import (
 from .generations import Generation, TokenStream
 from .providers.base import Completion, Usage
 from .store import new_guid
+from .store.values import check_json, problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .lab import Lab
@@ -277,6 +278,7 @@ class Engine:
                 streaming: bool = False, metadata: Mapping[str, Any] | None = None, **tags: Any) -> Call:
         lab = self._lab
         fields: dict[str, Any] = {"metadata": _metadata(metadata_filter, metadata)}
+        check_json(input, "input")  # it is stored with the result: refuse it before paying for one
         variables, user_text = input_variables(resolved, input)
         if resolved.context:
             from .contexts import retrieve_for_action
@@ -294,9 +296,14 @@ class Engine:
                      session: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
                      cache: bool = False, streaming: bool = False, metadata: Mapping[str, Any] | None = None,
                      files: Any = None, messages: Any = None, **tags: Any) -> dict[str, Any]:
-        """The generation row of a call that failed before any request (it records why)."""
+        """The generation row of a call that failed before any request (it records why). An
+        input that cannot be stored is left out, and the row says so."""
+        metadata = _metadata(metadata_filter, metadata)
+        unstorable = problem(input, "input")
+        if unstorable:
+            input, metadata = None, {**metadata, "input_not_stored": unstorable}
         failed = self.failed_call(resolved, input, environment=env, session=session, streaming=streaming,
-                                  use_cache=cache, metadata=_metadata(metadata_filter, metadata), **tags)
+                                  use_cache=cache, metadata=metadata, **tags)
         return failed.row(**error_fields(exc))
 
     def plan_chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, name: str,

@@ -16,7 +16,6 @@ field ("latest wins"). Validation is pure (``normalize_rating``, ``normalize_iss
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from dataclasses import dataclass, fields
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from .errors import ConfigError, InvalidInputError
 from .store import new_guid, utcnow
 from .store.feedback import FEEDBACK_FIELDS, PREFERENCE_FIELDS
+from .store.values import check_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -115,10 +115,7 @@ def _metadata(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"metadata must be a dict, not {type(value).__name__}")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metadata must be JSON-serialisable: {exc}") from None
+    check_json(dict(value), "metadata")
     return dict(value)
 
 

@@ -139,7 +139,7 @@ def test_non_json_metadata_is_refused(lab):
     from datetime import date
 
     lab.contexts.create("kb")
-    with pytest.raises(InvalidInputError, match="JSON-serialisable"):
+    with pytest.raises(InvalidInputError, match="cannot be stored as JSON"):
         lab.contexts.add("kb", [{"text": "x", "metadata": {"day": date(2024, 1, 1)}}])
 
 

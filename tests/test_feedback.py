@@ -75,7 +75,7 @@ def test_bad_input_raises_and_writes_nothing(lab, gens):
         (dict(score=0.5, source="evaluator"), pl.InvalidInputError, "needs evaluator="),
         (dict(score=0.5, evaluator="exact_match"), pl.InvalidInputError, "source is 'human'"),
         (dict(rating=2, source="robot"), pl.InvalidInputError, "invalid source 'robot'"),
-        (dict(rating=2, metadata={"when": object()}), pl.InvalidInputError, "JSON-serialisable"),
+        (dict(rating=2, metadata={"when": object()}), pl.InvalidInputError, "cannot be stored as JSON"),
         (dict(rating=2, metadata=["not", "a", "dict"]), pl.InvalidInputError, "metadata must be a dict"),
         (dict(rating=2, comment=42), pl.InvalidInputError, "comment must be a string"),
     ]

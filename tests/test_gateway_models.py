@@ -19,8 +19,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 
 
 @pytest.mark.parametrize("value, message", [
-    ({"a": ["ok", "b\x00"]}, "body.a[1]: NUL characters"),
-    ({"k\x00": 1}, "NUL characters"),
+    ({"a": ["ok", "b\udc00"]}, "body.a[1]: contains a lone surrogate"),
+    ({"k\ud800": 1}, "contains a lone surrogate"),
     ({"a": "\ud800"}, "body.a: contains a lone surrogate"),
     ({"a": float("nan")}, "body.a: nan is not a finite number"),
     ({"a": [float("inf")]}, "not a finite number"),

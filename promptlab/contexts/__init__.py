@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidInputError, MissingVariablesError, NotFoundError
 from ..store import new_guid
+from ..store.values import check_json
 from .binding import MODES, Binding, parse_binding
 from .chunking import check_chunking, chunk_text
 from .embeddings import INSTALL_HINT, Embedder, default_embedder, from_bytes, to_bytes
@@ -186,8 +187,8 @@ class Contexts:
             doc_id = doc.id if doc.id is not None else new_guid()
             if len(doc_id) > 200:
                 raise InvalidInputError(f"documents[{i}]: id longer than 200 characters")
-            _check_json(doc.metadata, f"documents[{i}] metadata")
-            _check_json(doc.fields, f"documents[{i}] fields")
+            check_json(doc.metadata, f"documents[{i}] metadata")
+            check_json(doc.fields, f"documents[{i}] fields")
             chunks = chunk_text(doc.text, row["chunk_size"], row["overlap"])
             prepared.append({"doc_id": doc_id, "text": doc.text, "fields": doc.fields,
                              "metadata": doc.metadata,
@@ -335,14 +336,6 @@ class Contexts:
             matrix = (np.vstack(vectors) if vectors
                       else np.zeros((0, 1), dtype=np.float32))
             index.set_vectors(matrix, embedder.model_id)
-
-
-def _check_json(value: Any, where: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{where} must be JSON-serialisable (use ISO strings for dates): "
-                                f"{exc}") from None
 
 
 # -- actions bound to a context -------------------------------------------------------------

@@ -32,6 +32,7 @@ import anyio
 from ..errors import ConfigError, InvalidInputError, NotFoundError, RunFailedError
 from ..generations import Generation
 from ..store import utcnow
+from ..store.values import problem
 from . import evaluators
 from .evaluators import evaluator_spec, rebuild_evaluator
 from .runner import Cell, Runner, RunStats, cells_to_run, check_options, plan_cells, split_row, validate_shard
@@ -135,6 +136,9 @@ def iter_rows(lab: "Lab", dataset: Any) -> Iterator[dict[str, Any]]:
         if not isinstance(record, Mapping):
             raise InvalidInputError(f"dataset rows must be dicts, got {type(record).__name__}", row=number)
         clean = {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+        unstorable = problem(clean, "the row")
+        if unstorable:
+            raise InvalidInputError(unstorable, row=number)
         inputs, expected = split_row(clean)
         yield {"input": inputs, "expected": expected}
 

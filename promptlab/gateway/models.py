@@ -5,8 +5,9 @@ Requests follow the seed's "Run Action" attributes (``action``, ``input``, ``str
 ``files``) and accept the SDK's ``extUserId`` spelling next to ``ext_user_id``. Unknown fields
 are rejected (422) so a misspelt option is not silently ignored.
 
-Every request is plain JSON that both stores accept: no NUL characters, no lone surrogates, no
-NaN/Infinity, nesting at most ``MAX_DEPTH`` deep. Files are taken only as http(s) URLs, image data
+Every request is plain JSON that the store keeps exactly: no lone surrogates (invalid Unicode),
+no NaN/Infinity, nesting at most ``MAX_DEPTH`` deep. NUL characters are fine (the store's value
+boundary keeps them, on SQLite and PostgreSQL alike). Files are taken only as http(s) URLs, image data
 URLs or base64 image data, never as server-side paths.
 """
 
@@ -50,8 +51,6 @@ def check_plain_json(value: Any, path: str = "body") -> None:
 
 
 def _check_text(text: str, where: str) -> None:
-    if "\x00" in text:
-        raise ValueError(f"{where}: NUL characters (\\u0000) are not allowed")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -17,6 +17,7 @@ and a bad value must fail the same clear way on both stores, before anything is 
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -93,8 +94,10 @@ def problem(value: Any, where: str = "value", depth: int = 0) -> str | None:
                 return found
         return None
     kind = type(value).__name__
-    hint = "; pass a list" if isinstance(value, (set, frozenset)) else ""
-    return f"{where} is a {kind}, which cannot be stored as JSON{hint}"
+    hint = "; pass a list" if isinstance(value, (set, frozenset)) else \
+        "; use an ISO string" if isinstance(value, (datetime.date, datetime.time)) else ""
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return f"{where} is {article} {kind}, which cannot be stored as JSON{hint}"
 
 
 def check_json(value: Any, where: str) -> None:
