@@ -539,6 +539,8 @@ class Data:
         target = Path(path)
         if not target.parent.is_dir():
             raise ConfigError(f"the folder for the export does not exist: {os.fspath(target.parent)!r}")
+        if target.is_dir():
+            raise ConfigError(f"the export path is a folder, not a file: {os.fspath(target)!r}")
         temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
         raw = kind in _RAW_JSON_KINDS
         rows = self._rows(kind, clean, BATCH_SIZE, raw_json=raw)
@@ -549,9 +551,12 @@ class Data:
                 with open(temp, "w", encoding="utf-8", newline="") as handle:
                     count = (_write_jsonl if fmt == "jsonl" else _write_csv)(handle, kind, rows, raw)
             os.replace(temp, target)
-        except BaseException:
+        except BaseException as exc:
             rows.close()
             temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # full disk, no permission, ...
+                raise ConfigError(f"cannot write the export to {os.fspath(target)!r}: "
+                                  f"{exc.strerror or exc}") from None
             raise
         return ExportResult(path=target, rows=count, kind=kind, format=fmt)
 

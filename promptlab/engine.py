@@ -279,6 +279,10 @@ class Engine:
         lab = self._lab
         fields: dict[str, Any] = {"metadata": _metadata(metadata_filter, metadata)}
         check_json(input, "input")  # it is stored with the result: refuse it before paying for one
+        if metadata_filter is not None:
+            from .contexts.filters import compile_filter
+
+            compile_filter(metadata_filter)  # the same rules whether or not a context is bound
         variables, user_text = input_variables(resolved, input)
         if resolved.context:
             from .contexts import retrieve_for_action

@@ -152,3 +152,15 @@ async def test_the_gateway_stores_and_answers_nul_text_plain_and_streamed(lab):
         assert streamed.status_code == 200 and "event: done" in streamed.text
     assert sorted(g.status for g in lab.generations.list()) == ["done", "done"]
     assert sorted(g.msg for g in lab.generations.list()) == ["a\x00b", "c\x00d"]
+
+
+@pytest.mark.parametrize("bound", [False, True])
+def test_a_malformed_metadata_filter_is_refused_with_or_without_a_bound_context(lab, bound):
+    if bound:
+        lab.contexts.create("kb")
+        lab.contexts.add("kb", [{"text": "Refunds take 5 days.", "metadata": {"tenant": "a"}}])
+    lab.actions.create("ask", prompt="{{question}}" + (" {{context}}" if bound else ""), model="sim:echo",
+                       context={"name": "kb"} if bound else None)
+    with pytest.raises(pl.InvalidInputError, match=r"\$where"):
+        lab.actions.prompt("ask", {"question": "refunds?"}, metadata_filter={"$where": "1"})
+    assert lab.providers.sim_app.state.stats.requests == 0

@@ -7,7 +7,9 @@ transaction, committed before the method returns, so a crash loses nothing alrea
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -54,6 +56,13 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
         except sa.exc.ArgumentError as exc:
             raise ConfigError(f"not a database URL: {self.url!r}") from exc
         self.dialect = parsed.get_backend_name()
+        self._temporary: str | None = None
+        if self.dialect == "sqlite" and parsed.database in (None, "", ":memory:"):
+            # promptlab's threads each open their own connection, and an in-memory SQLite database
+            # exists once per connection: the "in-memory" store is a temporary file, removed on close.
+            handle, self._temporary = tempfile.mkstemp(prefix="promptlab-memory-", suffix=".db")
+            os.close(handle)
+            parsed = parsed.set(database=self._temporary)
         self.safe_url = parsed.render_as_string(hide_password=True)
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(parsed, echo)
@@ -73,6 +82,10 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._temporary is not None:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.remove(self._temporary + suffix)
 
     # -- transactions -------------------------------------------------------------------
 
