@@ -384,3 +384,9 @@ def test_dataset_sources_that_cannot_be_read(lab, tmp_path):
     (tmp_path / "latin.csv").write_bytes("q\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(pl.InvalidInputError, match="not UTF-8"):
         lab.data.import_dataset(tmp_path / "latin.csv")
+
+
+def test_exporting_to_a_folder_is_a_clear_error(lab, tmp_path):
+    (tmp_path / "out.jsonl").mkdir()
+    with pytest.raises(pl.ConfigError, match="is a folder, not a file"):
+        lab.data.export(tmp_path / "out.jsonl", kind="generations")

@@ -148,3 +148,15 @@ def test_processes_logging_at_once_lose_nothing(db_url, tmp_path):
         assert set(ratings) == set(all_guids)
         assert sum(v == "Positive" for v in ratings.values()) == WORKERS * (PER_WORKER // 2)
         assert sum(1 for _ in lab.data.rows("feedback")) == 2 * WORKERS * PER_WORKER
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
+def test_an_in_memory_store_works_from_every_thread_and_leaves_nothing(url):
+    with pl.Lab(url) as lab:
+        lab.actions.create("echo", prompt="{{text}}", model="sim:echo")
+        assert lab.actions.prompt("echo", "hello").msg == "hello"  # promptlab's loop and io threads
+        exp = lab.experiments.create("e", action_a="echo", action_b="echo")
+        assert lab.experiments.run(exp, [{"text": "a"}, {"text": "b"}], progress=False).status == "done"
+        path = lab.store.url.split("sqlite:///", 1)[-1] if "memory" not in lab.store.safe_url else \
+            lab.store.safe_url.split("sqlite:///", 1)[-1]
+    assert not os.path.exists(path)
