@@ -46,6 +46,7 @@ from .errors import (
     RateLimitError,
 )
 from .generations import Generation, TokenStream
+from .owners import process_owner
 from .providers.base import Completion, Usage
 from .store import new_guid
 from .store.values import check_json, problem
@@ -146,6 +147,7 @@ class Engine:
         self._pending_lock = threading.Lock()
         self._inflight: dict[str, concurrent.futures.Future] = {}
         self._local_reads = lab.store.dialect == "sqlite"
+        self.owner = process_owner()  # recorded with pending generations (see Store.fail_orphaned_generations)
         self._no_retry: dict[int, Any] = {}
 
     # -- the loop and the threads ---------------------------------------------------------------
@@ -498,7 +500,7 @@ class Engine:
         with ``lab.generations.get`` / ``wait``)."""
         if not async_mode and not call.streaming:
             return await self.run(call)
-        await self.io(self._lab.store.insert_generation, call.row())
+        await self.io(self._lab.store.insert_generation, call.row(), self.owner)
         generation = self.generation(call, status="pending", msg=None if async_mode else "")
         generation.stream = TokenStream() if call.streaming else None
         task = self.background(self.run(call, stream=generation.stream, inserted=True,

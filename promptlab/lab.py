@@ -17,6 +17,7 @@ from .actions import Actions
 from .engine import Engine, RetryPolicy
 from .errors import ConfigError
 from .generations import Generations
+from .owners import owner_is_dead
 from .providers import ProviderRegistry
 from .sessions import Sessions
 from .store import Store
@@ -62,6 +63,9 @@ class Lab:
                                          or call_timeout <= 0):
             raise ConfigError(f"call_timeout must be a positive number of seconds or None, not {call_timeout!r}")
         self.store = Store(db)
+        # A streamed or async-mode call left pending by a process that died is marked failed,
+        # not pending forever (one indexed query).
+        self.store.fail_orphaned_generations(owner_is_dead)
         self.providers = providers if providers is not None else ProviderRegistry(sim_options=sim_options)
         self.prices = pricing.load_prices(prices)
         self.cache_ttl = cache_ttl

@@ -75,13 +75,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(db: str, log_path: Path, *extra: str, timeout: float = 60.0):
-    """`promptlab serve` on a free loopback port until the block ends; yields its base URL."""
+def serving(db: str, log_path: Path, *extra: str, timeout: float = 60.0, started: list | None = None):
+    """`promptlab serve` on a free loopback port until the block ends; yields its base URL
+    (``started`` receives the process, for a test that kills it)."""
     port = free_port()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "promptlab.cli", "serve", "--host", "127.0.0.1",
                                  "--port", str(port), "--db", db, *extra], stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+    if started is not None:
+        started.append(proc)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -98,7 +101,8 @@ def serving(db: str, log_path: Path, *extra: str, timeout: float = 60.0):
             time.sleep(0.1)
         yield base
     finally:
-        proc.send_signal(signal.SIGINT)  # graceful: uvicorn finishes in-flight requests, workers close their Lab
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # graceful: uvicorn finishes in-flight requests, workers close their Lab
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -247,3 +251,24 @@ def test_several_gateway_processes_on_postgresql_lose_nothing_under_load(pg_url,
         assert len(rows) == LOAD_FEEDBACK
         assert {r.generation for r in rows} == set(guids[:LOAD_FEEDBACK])
         assert sum(r.rating == "Positive" for r in rows) == LOAD_FEEDBACK // 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_killed_gateway_leaves_no_generation_pending_after_restart(backend, tmp_path, request):
+    db = request.getfixturevalue("pg_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'gw.db'}"
+    with pl.Lab(db) as lab:
+        lab.actions.create("slow", prompt="{{text}}", model="sim:echo", extra_body={"sim": {"latency_ms": 30_000}})
+        _, token = ApiKeys(lab.store).create("kill", ["run"])
+    headers = {"Authorization": f"Bearer {token}"}
+    started: list = []
+    with serving(db, tmp_path / "gw.log", "--workers", "2", started=started) as base:
+        guids = [httpx2.post(f"{base}/v1/actions/", headers=headers, timeout=30,
+                             json={"action": "slow", "input": f"row {i}", "async_mode": True}).json()["guid"]
+                 for i in range(4)]
+        with pl.Lab(db) as lab:
+            assert {lab.generations.get(g).status for g in guids} == {"pending"}
+        os.killpg(started[0].pid, signal.SIGKILL)  # the gateway and its workers, mid-generation
+        started[0].wait()
+    with serving(db, tmp_path / "gw2.log") as base:  # the restarted gateway recovers them
+        rows = [httpx2.get(f"{base}/v1/data/{g}", headers=headers, timeout=30).json() for g in guids]
+    assert {r["status"] for r in rows} == {"error"} and {r["error_type"] for r in rows} == {"Interrupted"}

@@ -21,8 +21,6 @@ import itertools
 import math
 import os
 import random
-import socket
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import anyio
 
 from ..errors import ConfigError, InvalidInputError, NotFoundError, RunFailedError
+from ..owners import owner_is_dead, process_owner
 from ..generations import Generation
 from ..store import utcnow
 from ..store.values import problem
@@ -473,7 +472,7 @@ class RunLease:
     def __init__(self, store: Any, run_guid: str, shard: tuple[int, int] | None):
         self.store, self.run_guid = store, run_guid
         self.holder = "*" if shard is None else f"{shard[0]}/{shard[1]}"
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = process_owner()
 
     def acquire(self) -> None:
         self.store.acquire_run_lease(self.run_guid, self.holder, self.owner, self.ttl, dead=owner_is_dead)
@@ -483,22 +482,6 @@ class RunLease:
 
     def release(self) -> None:
         self.store.release_run_lease(self.run_guid, self.holder, self.owner)
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Whether a lease owner ("host:pid:token") is a process of this machine that no longer
-    exists: a run killed here can be resumed at once, without waiting for its lease to expire."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # it exists, under another user
-        return False
-    return False
 
 
 def live_leases(store: Any, run_guid: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from ..errors import ConfigError, InvalidInputError, NotFoundError, PromptlabError, StoreError
 from . import schema as t
 from . import values
-from ._util import as_dict, is_conflict, named_conflict, new_guid, utcnow
+from ._util import as_dict, aware, is_conflict, named_conflict, new_guid, utcnow
 from .contexts import ContextSQL
 from .experiments import ExperimentSQL
 from .feedback import FeedbackSQL
@@ -245,13 +245,41 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
 
     # -- generations --------------------------------------------------------------------
 
-    def insert_generation(self, row: Mapping[str, Any]) -> None:
+    def insert_generation(self, row: Mapping[str, Any], owner: str | None = None) -> None:
+        """Insert a generation row; ``owner`` (``host:pid:token``) marks a pending one as being run
+        by that process (see ``fail_orphaned_generations``)."""
         with self.write() as conn:
             conn.execute(t.generations.insert().values(**row))
+            if owner is not None:
+                conn.execute(t.generation_owners.insert().values(generation_guid=row["guid"], owner=owner,
+                                                                 started_at=utcnow()))
 
     def update_generation(self, guid: str, fields: Mapping[str, Any]) -> None:
         with self.write() as conn:
             conn.execute(t.generations.update().where(t.generations.c.guid == guid).values(**fields))
+            if fields.get("status", "pending") != "pending":
+                conn.execute(t.generation_owners.delete().where(t.generation_owners.c.generation_guid == guid))
+
+    def fail_orphaned_generations(self, dead: Any, max_age_seconds: float | None = 3600.0) -> int:
+        """Mark failed ("Interrupted") the pending generations whose owner is gone: ``dead(owner)``
+        is true, or (for any owner, this machine's or another's) they started more than
+        ``max_age_seconds`` ago, longer than any call may run. Returns how many."""
+        g, o = t.generations, t.generation_owners
+        with self.read() as conn:
+            pending = conn.execute(sa.select(o.c.generation_guid, o.c.owner, o.c.started_at)
+                                   .join(g, g.c.guid == o.c.generation_guid).where(g.c.status == "pending")).all()
+        cutoff = None if max_age_seconds is None else utcnow() - timedelta(seconds=max_age_seconds)
+        orphans = [row.generation_guid for row in pending
+                   if dead(row.owner) or (cutoff is not None and aware(row.started_at) < cutoff)]
+        if not orphans:
+            return 0
+        message = ("the process running it stopped before the model answered (killed or crashed); "
+                   "it was marked failed when the store was next opened")
+        with self.write() as conn:
+            conn.execute(g.update().where(g.c.guid.in_(orphans), g.c.status == "pending").values(
+                status="error", error_type="Interrupted", error=message, finished_at=utcnow()))
+            conn.execute(o.delete().where(o.c.generation_guid.in_(orphans)))
+        return len(orphans)
 
     def get_generation(self, guid: str) -> dict[str, Any] | None:
         with self.read() as conn:

@@ -56,7 +56,13 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (5, "assistant flows: conversations and turns", _create_area("flows")),
     (6, "gateway API keys", _create_area("gateway")),
     (7, "run leases and the run status detail", lambda conn: _run_leases(conn)),
+    (8, "owners of pending generations, an index on generation status", lambda conn: _generation_owners(conn)),
 ]
+
+
+def _generation_owners(conn: sa.Connection) -> None:
+    t.generation_owners.create(conn, checkfirst=True)
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_generations_status ON generations (status)"))
 
 
 def _run_leases(conn: sa.Connection) -> None:

@@ -93,6 +93,19 @@ generations = sa.Table(
     sa.Column("finished_at", Time),
 )
 
+# Finding the pending generations quickly, when a process recovers the ones left behind.
+sa.Index("ix_generations_status", generations.c.status)
+
+# Who is running a pending generation (a streamed or async-mode call), so that one left pending by
+# a killed process can be found and marked failed instead of staying pending forever (migration 8).
+generation_owners = sa.Table(
+    "generation_owners",
+    metadata,
+    sa.Column("generation_guid", GUID, primary_key=True),
+    sa.Column("owner", SafeString(200), nullable=False),
+    sa.Column("started_at", Time, nullable=False),
+)
+
 cache_entries = sa.Table(
     "cache_entries",
     metadata,
