@@ -13,10 +13,14 @@ from .errors import ConfigError
 
 def read_yaml_mapping(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     """The mapping in a YAML file; ConfigError naming the file (and ``kind``) otherwise."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"the {kind} must be a path, not {type(path).__name__}")
     name = os.fspath(path)
     try:
         with open(path) as handle:
             data = yaml.safe_load(handle)
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"cannot read {kind} {name!r}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {kind} {name!r}: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._files import read_yaml_mapping, validation_problems
+from .checks import items, version_or_none
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .generations import Generation
 from .providers.base import ChatRequest, Completion
@@ -377,7 +378,7 @@ class Actions:
                   "model": current.model, "context": current.context, **current.params, **changes}
         clean = validate_version_fields({k: v for k, v in merged.items() if v is not None})
         self._lab.providers.parse(clean["model"])
-        environments = [deploy] if isinstance(deploy, str) else list(deploy or [])
+        environments = items(deploy or [], "deploy", allow_str=True)
         environments = [normalize_environment(e) for e in environments]
         row = _version_row(clean)
         row["note"] = note
@@ -400,6 +401,10 @@ class Actions:
         ``version``: a number or ``"latest"``; otherwise the version deployed to ``environment``
         (Production by default). A version GUID pins its own version.
         """
+        if not isinstance(action, str):
+            raise ConfigError(f"an action is named by its name, GUID or version GUID (a string), "
+                              f"not {type(action).__name__}")
+        version = version_or_none(version)
         key = (action, version, environment)
         hit = self.cached(action, version, environment)
         if hit is not None:
@@ -415,7 +420,10 @@ class Actions:
                environment: str | None = None) -> Action | None:
         """``get``'s answer if it was resolved less than ``cache_seconds`` ago, else None (no
         store read)."""
-        hit = self._resolved.get((action, version, environment))
+        try:
+            hit = self._resolved.get((action, version, environment))
+        except TypeError:  # unhashable: not a name; get() says so
+            return None
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def _resolve(self, action: str, version: int | str | None, environment: str | None) -> Action:

@@ -39,6 +39,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from .checks import count_or_none
 from .errors import ConfigError, InvalidInputError
 from .feedback import NEGATIVE, POSITIVE, normalize_rating
 
@@ -503,7 +504,7 @@ class Data:
         """
         kind = check_kind(kind)
         clean = clean_filters(kind, filters)
-        return self._rows(kind, clean, batch_size)
+        return self._rows(kind, clean, count_or_none(batch_size, "batch_size") or BATCH_SIZE)
 
     def _rows(self, kind: str, filters: dict[str, Any], batch_size: int,
               raw_json: bool = False) -> Iterator[dict[str, Any]]:

@@ -279,12 +279,12 @@ class Engine:
                 messages: Sequence[Mapping[str, Any]] | None = None, cache: bool = False,
                 streaming: bool = False, metadata: Mapping[str, Any] | None = None, **tags: Any) -> Call:
         lab = self._lab
-        fields: dict[str, Any] = {"metadata": _metadata(metadata_filter, metadata)}
         check_json(input, "input")  # it is stored with the result: refuse it before paying for one
         if metadata_filter is not None:
             from .contexts.filters import compile_filter
 
             compile_filter(metadata_filter)  # the same rules whether or not a context is bound
+        fields: dict[str, Any] = {"metadata": _metadata(metadata_filter, metadata)}
         variables, user_text = input_variables(resolved, input)
         if resolved.context:
             from .contexts import retrieve_for_action
@@ -531,8 +531,10 @@ async def _no_hooks():
     yield
 
 
-def _metadata(metadata_filter: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {**({"metadata_filter": dict(metadata_filter)} if metadata_filter else {}), **dict(metadata or {})}
+def _metadata(metadata_filter: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    # (a filter that is not a dict is refused by compile_filter; the failure row leaves it out)
+    kept = {"metadata_filter": dict(metadata_filter)} if isinstance(metadata_filter, Mapping) and metadata_filter else {}
+    return {**kept, **dict(metadata or {})}
 
 
 __all__ = ["Engine", "RetryPolicy", "AttemptHooks", "RETRYABLE", "wait_before_retry", "STOP_GRACE_SECONDS"]

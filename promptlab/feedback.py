@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .checks import count_or_none
 from .errors import ConfigError, InvalidInputError
 from .store import new_guid, utcnow
 from .store.feedback import FEEDBACK_FIELDS, PREFERENCE_FIELDS
@@ -268,6 +269,8 @@ class Feedback:
         """
         rows = []
         vocabulary = self.tags
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise InvalidInputError(f"records must be a list of dicts, not {type(records).__name__}")
         for number, record in enumerate(records, start=1):
             if not isinstance(record, Mapping):
                 raise InvalidInputError(f"a feedback entry must be a dict, not {type(record).__name__}",
@@ -309,7 +312,7 @@ class Feedback:
         """Feedback rows, oldest first. Filters: rating (any spelling), issue, source, evaluator,
         ext_user_id, since, until, and the generation's action, version, environment, experiment."""
         gen = _guid_of(generation, "generation") if generation is not None else None
-        rows = self._lab.store.list_feedback(gen, limit=limit, **self._filters(filters))
+        rows = self._lab.store.list_feedback(gen, limit=count_or_none(limit, "limit"), **self._filters(filters))
         return [FeedbackRecord.from_row(r) for r in rows]
 
     def to_pandas(self, generation: Any = None, limit: int | None = None, **filters: Any) -> "pd.DataFrame":
@@ -337,6 +340,9 @@ class Feedback:
 
     def ratings(self, generations: Iterable[Any]) -> dict[str, str]:
         """The latest human rating of each generation that has one: ``{guid: "Positive"|"Negative"}``."""
+        if isinstance(generations, (str, bytes)) or not isinstance(generations, Iterable):
+            raise InvalidInputError(f"generations must be a list of GUIDs or generations, not "
+                                    f"{type(generations).__name__}")
         guids = [_guid_of(g, "generation") for g in generations]
         latest = self._lab.store.latest_human_feedback(guids)
         return {guid: v["rating"] for guid, v in latest.items() if v["rating"] is not None}

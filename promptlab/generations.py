@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
+from .checks import count_or_none
 from .errors import NotFoundError, PromptlabError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -221,7 +222,7 @@ class Generations:
     def list(self, limit: int | None = 100, **filters: Any) -> list[Generation]:
         """Newest first. Filters: action, version, environment, status, session, ext_user_id,
         model, cached, experiment, variant, run, since, until."""
-        rows = self._lab.store.list_generations(limit=limit, **filters)
+        rows = self._lab.store.list_generations(limit=count_or_none(limit, "limit"), **filters)
         return [Generation.from_row(r, self._lab.gateway_url) for r in rows]
 
     def to_pandas(self, limit: int | None = None, **filters: Any) -> "pd.DataFrame":

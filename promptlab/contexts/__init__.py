@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..checks import items
 from ..errors import ConfigError, InvalidInputError, MissingVariablesError, NotFoundError
 from ..store import new_guid
 from ..store.values import check_json
@@ -157,7 +158,7 @@ class Contexts:
             self._lab.store.delete_context(row["guid"])
             self._indexes.pop(row["guid"], None)
             return row["documents"]
-        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        ids = [str(i) for i in items(ids, "ids", allow_str=True)]
         if not ids:
             return 0
         self._lab.store.delete_context_documents(row["guid"], list(dict.fromkeys(ids)))

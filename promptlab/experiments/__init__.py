@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import anyio
 
+from ..checks import items
 from ..errors import ConfigError, InvalidInputError, NotFoundError, RunFailedError
 from ..owners import owner_is_dead, process_owner
 from ..generations import Generation
@@ -94,8 +95,8 @@ def _variant_specs(action_a: str | None, action_b: str | None, split: float,
             raise ConfigError(f"split must be between 0 and 1 (B's share of traffic), not {split!r}")
         return [dict(label="A", action=action_a, weight=1 - split), dict(label="B", action=action_b, weight=split)]
     specs = []
-    items = variants.items() if isinstance(variants, Mapping) else enumerate(variants)
-    for key, value in items:
+    pairs = variants.items() if isinstance(variants, Mapping) else enumerate(items(variants, "variants"))
+    for key, value in pairs:
         if isinstance(value, str):
             spec = dict(label=str(key) if isinstance(variants, Mapping) else chr(65 + key), action=value, weight=1.0)
         elif isinstance(value, Mapping):
@@ -492,7 +493,7 @@ def live_leases(store: Any, run_guid: str) -> list[dict[str, Any]]:
 def evaluators_list(given: Any) -> list[Any]:
     if callable(given) or isinstance(given, evaluators.LLMJudge):
         return [given]
-    return list(given or [])
+    return items(given or [], "evaluators")
 
 
 def recorded_evaluators(record: Mapping[str, Any], given: Sequence[Any]) -> list[Any]:

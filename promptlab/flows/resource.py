@@ -17,6 +17,7 @@ import asyncio
 import math
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from ..checks import count_or_none
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..store import new_guid
 from .behaviors import Behavior
@@ -113,6 +114,8 @@ class Flows:
         """A flow created in this process by name."""
         if isinstance(name, Flow):
             return name if name.lab is self._lab else name.bind(self._lab)
+        if not isinstance(name, str):
+            raise ConfigError(f"a flow is named by a string (or given as a Flow), not {type(name).__name__}")
         flow = self._flows.get(name)
         if flow is None:
             raise NotFoundError("flow", name, f"flows defined in this process: {sorted(self._flows)}"
@@ -130,7 +133,7 @@ class Flows:
         LLM generations, handled errors, duration; ``guid`` is the turn's generation."""
         import pandas as pd
 
-        rows = self._lab.store.list_flow_turns(flow, conversation, limit)
+        rows = self._lab.store.list_flow_turns(flow, conversation, count_or_none(limit, "limit"))
         data = [{"flow": r["flow_name"], "conversation": r["conversation_id"], "turn": r["turn"],
                  "message": r["message"], "answer": r["answer"], "start_location": r["start_location"],
                  "end_location": r["end_location"], "actions": r["actions"], "generations": r["generations"],

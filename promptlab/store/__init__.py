@@ -98,6 +98,8 @@ class Store(FeedbackSQL, ExperimentSQL, ContextSQL, FlowSQL, GatewaySQL):
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise database_error(exc, "write") from None
+        except OverflowError:  # SQLite's driver, where PostgreSQL raises a data error
+            raise InvalidInputError("the database refused a value (a number too large for its column)") from None
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:

@@ -58,7 +58,12 @@ class SafeText(sa.types.TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return escape_text(value) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return escape_text(value)
+        if value is not None:  # SQLite would keep bytes or a number as such, PostgreSQL refuse them
+            raise InvalidInputError(f"a text field was given {type(value).__name__} {str(value)[:40]!r}; "
+                                    "pass a string")
+        return value
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return unescape_text(value) if isinstance(value, str) else value
