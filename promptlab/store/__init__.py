@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
+import tenacity
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -432,6 +433,15 @@ def database_error(exc: sa.exc.SQLAlchemyError, what: str) -> PromptlabError:
     return StoreError(f"database {what} failed ({type(orig or exc).__name__}: {detail})")
 
 
+@tenacity.retry(retry=tenacity.retry_if_exception(lambda exc: "locked" in str(exc)),
+                wait=tenacity.wait_random_exponential(multiplier=0.01, max=0.5),
+                stop=tenacity.stop_after_delay(60), reraise=True)
+def _enable_wal(cursor) -> None:
+    # Switching a fresh file to WAL needs it unlocked, and SQLite answers "database is locked"
+    # at once instead of calling the busy handler while another process is migrating it.
+    cursor.execute("PRAGMA journal_mode=WAL")
+
+
 def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:
     if url.database and url.database != ":memory:":
         directory = os.path.dirname(os.path.abspath(url.database))
@@ -445,10 +455,10 @@ def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:
         # pysqlite's own transaction handling is off so that we can issue BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -1,112 +1,75 @@
-"""Versioned schema migrations, applied in order when a store is opened.
+"""Schema migrations: Alembic revisions under ``store/alembic/versions``, applied in order when a
+store is opened.
 
-Each migration is ``(version, description, apply(connection))``, written against the schema
-of the version before it (``ALTER TABLE ... ADD COLUMN``, new tables). A fresh database is
-created from the current table definitions in one step and stamped with every version. The applied versions are
-recorded in ``promptlab_schema``; a store never runs a migration twice and refuses to open a
-database written by a newer promptlab. Add new migrations at the end; never edit a shipped one.
+One path for every database: a new one runs every revision from the first, exactly as an old one
+runs the revisions it lacks. Each revision's DDL is frozen (written out, never derived from
+today's table definitions), so adding a column to a table later cannot break an old database.
+Databases written before Alembic recorded their versions in ``promptlab_schema`` (1-8); they are
+stamped at the matching revision and upgraded from there. A store never runs a revision twice and
+refuses a database written by a newer promptlab. Add new revisions at the end; never edit one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Callable
+import os
 
 import sqlalchemy as sa
 
 from ..errors import StoreError
-from . import schema as t
+
+#: The newest revision this promptlab knows (a test checks it is the scripts' head).
+HEAD = "0008"
+VERSION_TABLE = "promptlab_alembic"
+SCRIPTS = os.path.join(os.path.dirname(__file__), "alembic")
 
 
-def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
-    def apply(conn: sa.Connection) -> None:
-        for table in tables:
-            table.create(conn, checkfirst=True)
-
-    return apply
-
-
-def _create_area(module: str) -> Callable[[sa.Connection], None]:
-    def apply(conn: sa.Connection) -> None:
-        import importlib
-
-        for table in importlib.import_module(f"promptlab.store.{module}").TABLES:
-            table.create(conn, checkfirst=True)
-
-    return apply
+def current_revision(conn: sa.Connection) -> str | None:
+    inspector = sa.inspect(conn)
+    if inspector.has_table(VERSION_TABLE):
+        return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    if inspector.has_table("promptlab_schema"):  # written before Alembic: versions 1..8
+        newest = conn.execute(sa.text("SELECT max(version) FROM promptlab_schema")).scalar()
+        return None if newest is None else f"{int(newest):04d}"
+    return None
 
 
-MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
-    (
-        1,
-        "actions, versions, deployments, generations, cache, sessions",
-        _create(
-            t.actions,
-            t.action_versions,
-            t.deployments,
-            t.generations,
-            t.cache_entries,
-            t.sessions,
-            t.session_messages,
-        ),
-    ),
-    (2, "feedback and pairwise preferences", _create_area("feedback")),
-    (3, "experiments, variants, runs and cells", _create_area("experiments")),
-    (4, "context libraries, documents and chunks", _create_area("contexts")),
-    (5, "assistant flows: conversations and turns", _create_area("flows")),
-    (6, "gateway API keys", _create_area("gateway")),
-    (7, "run leases and the run status detail", lambda conn: _run_leases(conn)),
-    (8, "owners of pending generations, an index on generation status", lambda conn: _generation_owners(conn)),
-]
+def _config(conn: sa.Connection):
+    from alembic.config import Config
 
-
-def _generation_owners(conn: sa.Connection) -> None:
-    t.generation_owners.create(conn, checkfirst=True)
-    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_generations_status ON generations (status)"))
-
-
-def _run_leases(conn: sa.Connection) -> None:
-    from .experiments import run_leases
-
-    run_leases.create(conn, checkfirst=True)
-    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN status_detail TEXT"))
+    config = Config()
+    config.set_main_option("script_location", SCRIPTS)
+    config.attributes["connection"] = conn
+    return config
 
 
 def latest_version() -> int:
-    return MIGRATIONS[-1][0]
+    return int(HEAD)
 
 
 def migrate(engine: sa.Engine) -> int:
-    """Bring the database up to the latest schema; returns the version it is at.
+    """Bring the database up to ``HEAD``; returns the schema version (its number).
 
     Runs inside one write transaction holding the database's write lock, so several processes
-    opening a fresh store at once migrate it exactly once.
+    opening a fresh store at once migrate it exactly once. Alembic is imported only when there
+    is something to do.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Serialise concurrent migrators; the lock is released at commit.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7345120)"))
-        t.schema_version.create(conn, checkfirst=True)
-        applied = set(conn.execute(sa.select(t.schema_version.c.version)).scalars())
-        newest_known = latest_version()
-        if applied and max(applied) > newest_known:
-            raise StoreError(
-                f"the database is at schema version {max(applied)}, newer than this promptlab "
-                f"understands ({newest_known}); upgrade promptlab"
-            )
-        fresh = not applied and not sa.inspect(conn).has_table(t.actions.name)
-        if fresh:
-            # A new database gets today's schema in one step; the migrations below only
-            # ever run against databases created by an older promptlab.
-            t.metadata.create_all(conn)
-        for version, description, apply in MIGRATIONS:
-            if version in applied:
-                continue
-            if not fresh:
-                apply(conn)
-            conn.execute(
-                t.schema_version.insert().values(
-                    version=version, description=description, applied_at=datetime.now(timezone.utc)
-                )
-            )
-    return newest_known
+        revision = current_revision(conn)
+        if revision == HEAD:
+            return latest_version()
+        if revision is not None and (not revision.isdigit() or int(revision) > int(HEAD)):
+            raise StoreError(f"the database is at schema revision {revision}, newer than this promptlab "
+                             f"understands ({HEAD}); upgrade promptlab")
+        from alembic import command
+
+        config = _config(conn)
+        if revision is not None and not sa.inspect(conn).has_table(VERSION_TABLE):
+            command.stamp(config, revision)  # a database from before Alembic: where it is
+        command.upgrade(config, HEAD)
+    return latest_version()
+
+
+__all__ = ["migrate", "latest_version", "current_revision", "HEAD"]

@@ -1,4 +1,5 @@
-"""The tables, as SQLAlchemy Core objects. Migrations (migrations.py) create and change them.
+"""The tables, as SQLAlchemy Core objects, for queries. The Alembic revisions in ``alembic/versions``
+create and change them (a test checks the two agree on both databases).
 
 Every row has a GUID (uuid4 text) so rows can be exported, merged and referenced from outside
 (feedback URLs, the gateway). Times are UTC. JSON columns hold plain dicts/lists.
@@ -14,14 +15,6 @@ metadata = sa.MetaData()
 
 GUID = sa.String(36)
 Time = sa.DateTime(timezone=True)
-
-schema_version = sa.Table(
-    "promptlab_schema",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied_at", Time, nullable=False),
-    sa.Column("description", SafeText, nullable=False),
-)
 
 actions = sa.Table(
     "actions",
