@@ -256,6 +256,20 @@ async def test_malformed_bodies_are_4xx_not_5xx(client):
     assert (await client.get("/v1/nowhere")).json()["error"]["type"] == "not_found"
 
 
+async def test_a_failing_database_is_a_503_whose_answer_and_log_carry_no_sql_or_values(gw, client, caplog):
+    import sqlalchemy as sa
+
+    with gw.lab.store.engine.begin() as conn:  # every generation write now fails in the database
+        conn.execute(sa.text("ALTER TABLE generations RENAME TO generations_gone"))
+    secret = "customer-secret-text-42"
+    with caplog.at_level(logging.DEBUG):
+        r = await client.post("/v1/actions/", json={"action": "ml", "input": {"topic": secret}})
+    assert r.status_code == 503 and r.json()["error"]["type"] == "StoreError", r.text
+    for text in (r.text, caplog.text):
+        assert secret not in text and "INSERT" not in text.upper() and "[SQL" not in text
+    assert "database write failed" in r.json()["error"]["message"]  # the driver's reason stays
+
+
 async def test_oversized_bodies_are_413(client):
     big = {"action": "ml", "input": "x" * 1_100_000}
     r = await client.post("/v1/actions/", json=big)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import promptlab as pl
 from promptlab.gateway import ApiKeys, create_app
+from conftest import sim_requests
 from promptlab.store.values import check_json, dumps, escape_text, problem, unescape_text
 
 NASTY = "a\x00b \ue000 \ue0000 \x00\x00 end"
@@ -164,3 +165,65 @@ def test_a_malformed_metadata_filter_is_refused_with_or_without_a_bound_context(
     with pytest.raises(pl.InvalidInputError, match=r"\$where"):
         lab.actions.prompt("ask", {"question": "refunds?"}, metadata_filter={"$where": "1"})
     assert lab.providers.sim_app.state.stats.requests == 0
+
+
+def nested(depth: int, leaf="x") -> dict:
+    value: object = leaf
+    for _ in range(depth):
+        value = {"d": value}
+    return value
+
+
+HUGE = ("Lorem ipsum \x00 dolor é😀 " * 100_000)[:2_000_000]  # 2 M characters, NUL and astral ones inside
+
+
+def test_huge_text_and_deep_json_are_stored_whole_through_api_and_runner(lab):
+    lab.actions.create("echo", prompt="{{text}}", model="sim:echo")
+    r = lab.actions.prompt("echo", {"text": HUGE, "deep": nested(60)})
+    stored = lab.generations.get(r.guid)
+    assert stored.msg == HUGE and stored.input == {"text": HUGE, "deep": nested(60)}
+    lab.feedback.log(r.guid, rating="Positive", correction=HUGE, metadata={"deep": nested(60)})
+    [row] = lab.feedback.list()
+    assert row.correction == HUGE and row.metadata == {"deep": nested(60)}
+
+    lab.actions.create("echo2", prompt="again {{text}}", model="sim:echo")
+    exp = lab.experiments.create("huge", action_a="echo", action_b="echo2")
+    run = lab.experiments.run(exp, [{"text": "short"}, {"text": HUGE, "deep": nested(60)}], progress=False)
+    assert run.status == "done" and sorted(map(len, run.cells().output)) == [5, 11, len(HUGE), len(HUGE) + 6]
+
+
+def test_json_nested_too_deep_is_refused_before_anything_is_sent_or_stored(lab):
+    lab.actions.create("echo", prompt="{{text}}", model="sim:echo")
+    with pytest.raises(pl.InvalidInputError, match="nested more than 100 levels"):
+        lab.actions.prompt("echo", {"text": "hi", "deep": nested(150)})
+    r = lab.actions.prompt("echo", {"text": "hi"})
+    with pytest.raises(pl.InvalidInputError, match="nested more than 100 levels"):
+        lab.feedback.log(r.guid, rating="Positive", metadata={"deep": nested(150)})
+    exp = lab.experiments.create("deep", action_a="echo", action_b="echo")
+    with pytest.raises(pl.InvalidInputError, match="row 1: .*nested more than 100 levels"):
+        lab.experiments.run(exp, [{"text": "a", "deep": nested(150)}], progress=False)
+    assert sim_requests(lab) == 1 and lab.feedback.list() == [] and lab.experiments.runs(exp) == []
+
+
+async def test_the_gateway_keeps_huge_text_and_refuses_deep_or_non_finite_json_without_a_500(lab):
+    lab.actions.create("echo", prompt="{{text}}", model="sim:echo")
+    _, token = ApiKeys(lab.store).create("tests", ["run", "feedback"])
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=create_app(lab)), base_url="http://gw.test",
+                                  headers=headers, timeout=60) as client:  # the default 1 MB body limit
+        too_big = await client.post("/v1/actions/", json={"action": "echo", "input": {"text": HUGE}})
+        assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "payload_too_large"
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=create_app(lab, max_body_bytes=20_000_000)),
+                                  base_url="http://gw.test", headers=headers, timeout=60) as client:
+        huge = await client.post("/v1/actions/", json={"action": "echo", "input": {"text": HUGE}})
+        assert huge.status_code == 200 and huge.json()["msg"] == HUGE
+        deep = await client.post("/v1/actions/", json={"action": "echo", "input": {"text": "x", "d": nested(20)}})
+        assert deep.status_code == 200
+        for body in (b'{"action": "echo", "input": {"text": "x", "n": NaN}}',
+                     b'{"action": "echo", "input": {"text": "x", "n": Infinity}}',
+                     json.dumps({"action": "echo", "input": {"text": "x", "d": nested(150)}}).encode(),
+                     b'{"action": "echo", "input": {"text": "lone \\ud800 surrogate"}}'):
+            refused = await client.post("/v1/actions/", content=body, headers={"Content-Type": "application/json"})
+            assert refused.status_code in (400, 422), (body[:60], refused.status_code, refused.text[:200])
+    assert [len(g.msg) for g in lab.generations.list(limit=10) if g.status == "done"].count(len(HUGE)) == 1
+    assert sim_requests(lab) == 2
