@@ -41,7 +41,7 @@ def _clip(text, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _print_run(run, title: str | None = None) -> None:
+def _print_run(run, title: str | None = None, analysis_options: dict | None = None):
     """The summary table, the status with its error causes, and the verdicts of a run."""
     import pandas as pd
 
@@ -56,13 +56,21 @@ def _print_run(run, title: str | None = None) -> None:
         typer.echo(f"\n{title or 'Summary'} (run {run.guid})")
         typer.echo(shown.T.to_string(float_format=lambda v: f"{v:,.4g}"))
     _print_status(run)
-    metrics = []
-    if (summary["rated"].fillna(0) > 0).any():
-        metrics.append("rating")
-    metrics += [c for c in summary.columns if c not in SUMMARY_COLUMNS]
-    typer.echo("\nSignificance (A vs B):")
-    for metric in metrics or [None]:
-        typer.echo(f"  {run.significance(metric=metric)}")
+    analysis = run.analysis(**(analysis_options or {}))
+    _print_analysis(analysis)
+    return analysis
+
+
+def _print_analysis(analysis) -> None:
+    typer.echo(f"\nVerdict (primary metric: {analysis.primary_metric}, baseline {analysis.baseline}, "
+               f"unit: {'dataset row' if analysis.unit == 'rows' else analysis.unit}):")
+    for c in analysis.primary:
+        typer.echo(f"  {c}")
+    if analysis.secondary:
+        size = max((c.family_size for c in analysis.secondary), default=1)
+        typer.echo(f"Other comparisons (Holm-adjusted over {size} comparisons):" if size > 1 else "Other comparisons:")
+        for c in analysis.secondary:
+            typer.echo(f"  {c}")
 
 
 def _print_generation(generation) -> None:
@@ -87,18 +95,32 @@ def experiment_run(
                                     "latest unfinished run of this experiment and dataset. Done cells are "
                                     "not redone."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    baseline: str = typer.Option(None, "--baseline", help="The variant challengers are compared with "
+                                                          "(default: the file's 'baseline:', else the first)."),
+    primary: str = typer.Option(None, "--primary", help="The metric of the headline verdict and the gate "
+                                                        "(default: the file's 'primary:', else ratings, "
+                                                        "preferences, the first evaluator)."),
+    fail_on: str = typer.Option(None, "--fail-on", help="CI gate: 'regression' exits 1 when a challenger is "
+                                                        "significantly worse on the primary metric; "
+                                                        "'inconclusive' also when it is not settled."),
+    summary_md: str = typer.Option(None, "--summary-md", help="Write a Markdown summary here (default: "
+                                                              "$GITHUB_STEP_SUMMARY when set, appended)."),
+    junit: str = typer.Option(None, "--junit", help="Write JUnit XML here (one test case per comparison)."),
 ) -> None:
-    """Run an experiment file and print its summary table, status and significance.
+    """Run an experiment file and print its summary table, status and verdicts.
 
-    Exits 1 when the run stopped early (the cause is printed), 130 on Ctrl-C (with the command
-    that resumes it)."""
+    Exits 1 when the run stopped early (the cause is printed) or fails the --fail-on gate, 130 on
+    Ctrl-C (with the command that resumes it)."""
     import os
+
+    from promptlab.experiments import gate
 
     from promptlab import Lab
     from promptlab.errors import PromptlabError, RunFailedError
     from promptlab.experiments.config import load_experiment_file, run_experiment_file
 
     try:
+        gate.check_fail_on(fail_on)
         spec, _ = load_experiment_file(file)
         with Lab(db) as lab:
             try:
@@ -117,13 +139,31 @@ def experiment_run(
                     typer.echo(f"resume it with: promptlab experiment run {file} --resume {latest.guid}",
                                err=True)
                 raise typer.Exit(130) from None
-            _print_run(run, spec.name)
+            options = {"baseline": baseline or spec.baseline, "primary": primary or spec.primary,
+                       "cluster": spec.cluster}
+            analysis = _print_run(run, spec.name, options)
             target = report or spec.report
             if target:
                 from promptlab.report import write_report
 
-                typer.echo(f"\nreport: {os.path.abspath(write_report(run, target))}")
+                typer.echo(f"\nreport: {os.path.abspath(write_report(run, target, analysis_options=options))}")
+            markdown_path = summary_md or os.environ.get("GITHUB_STEP_SUMMARY")
+            if markdown_path:
+                with open(markdown_path, "a" if not summary_md else "w", encoding="utf-8") as out:
+                    out.write(gate.markdown_summary(analysis, f"promptlab: {spec.name}", fail_on))
+            if junit:
+                with open(junit, "w", encoding="utf-8") as out:
+                    out.write(gate.junit_xml(analysis, spec.name, fail_on))
+            failed = gate.failures(analysis, fail_on)
+            if failed:
+                typer.echo(f"\ngate failed (--fail-on {fail_on}): " + "; ".join(
+                    f"{c.challenger} {c.outcome.replace('_', ' ')} on {c.metric}" for c in failed), err=True)
+                raise typer.Exit(1)
+            if fail_on:
+                typer.echo(f"\ngate passed (--fail-on {fail_on})")
     except PromptlabError as exc:
+        _fail(exc)
+    except OSError as exc:
         _fail(exc)
 
 

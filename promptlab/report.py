@@ -29,8 +29,10 @@ from markupsafe import Markup
 from . import charts
 from .charts import _num
 from .errors import ConfigError
+from .experiments.stats import format_p
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .experiments.analysis import Analysis
     import pandas as pd
 
     from .experiments.summary import ExperimentRun
@@ -77,11 +79,8 @@ def fmt_score(value: Any) -> str:
 
 
 def fmt_p(value: Any) -> str:
-    """``"p=0.042"``, or ``"p<0.001"`` for tiny values."""
-    x = _num(value)
-    if x is None:
-        return "p unknown"
-    return "p<0.001" if x < 0.001 else f"p={x:.3g}"
+    """promptlab's one p-value format (``stats.format_p``)."""
+    return format_p(_num(value))
 
 
 def fmt_time(value: Any) -> str:
@@ -126,32 +125,27 @@ class ReportContext:
     errors: list[dict[str, Any]] = field(default_factory=list)  # failed cells by variant and type
 
 
-def _verdicts(run: "ExperimentRun", summary: "pd.DataFrame", evaluators: Sequence[str]) -> list[dict[str, Any]]:
-    labels = list(run.labels)
-    rated = sum(int(_num(v) or 0) for v in summary.get("rated", []))
-    compared = sum(int(_num(v) or 0) for c in ("wins", "ties", "losses") for v in summary.get(c, []))
-    metrics = (["rating"] if rated or compared or not evaluators else []) + list(evaluators)
+def _verdicts(analysis: "Analysis") -> list[dict[str, Any]]:
     out = []
-    for metric in metrics:
-        for b in labels[1:]:
-            verdict = run.significance(metric=metric, a=labels[0], b=b)
-            result = verdict.result
-            if result.evidence == "none":
-                tone = "unknown"
-            elif result.significant:
-                tone = "significant"
-            else:
-                tone = "neutral"
-            counts = (f"{result.label_a}: {result.positives_a}/{result.rated_a} "
-                      f"{'positive' if metric == 'rating' else 'passed'} · "
-                      f"{result.label_b}: {result.positives_b}/{result.rated_b} · "
-                      f"Fisher {fmt_p(result.fisher_p)}")
-            if result.wins_a or result.wins_b or result.ties:
-                counts += (f" · head to head {result.label_a} {result.wins_a} – {result.wins_b} "
-                           f"{result.label_b} ({result.ties} ties), binomial {fmt_p(result.pairwise_p)}")
-            what = "Human ratings" if metric == "rating" else f"Evaluator “{metric}” (pass = score ≥ 0.5)"
-            out.append(dict(metric=metric, what=what, a=labels[0], b=b, verdict=verdict.verdict,
-                            tone=tone, details=counts, winner=result.winner))
+    for c in analysis.comparisons:
+        tone = "unknown" if not c.enough else ("significant" if c.significant else "neutral")
+        if c.metric == "rating":
+            what = "Human ratings"
+        elif c.metric == "preference":
+            what = "Human preferences (side by side)"
+        elif c.metric in ("latency_ms", "cost_usd"):
+            what = {"latency_ms": "Latency", "cost_usd": "Cost"}[c.metric]
+        else:
+            what = f"Evaluator “{c.metric}”" + (" (pass rate)" if c.kind == "binary" else " (mean score)")
+        role = "primary metric" if c.primary else (f"secondary: Holm-adjusted over {c.family_size} comparisons"
+                                                   if c.p_adjusted is not None else "secondary")
+        details = f"{c.design} {c.test} {fmt_p(c.p_value)}"
+        if c.p_adjusted is not None:
+            details += f" · Holm-adjusted {fmt_p(c.p_adjusted)}"
+        details += f" · unit: {'dataset row' if c.unit == 'rows' else c.unit} · {c.n_units} units, {c.n_outputs} " \
+                   f"{'preferences' if c.kind == 'preference' else 'outputs'}"
+        out.append(dict(metric=c.metric, what=f"{what} · {role}", a=c.baseline, b=c.challenger, verdict=c.verdict,
+                        tone=tone, details=details, winner=c.winner, primary=c.primary))
     return out
 
 
@@ -216,8 +210,9 @@ def _sample(frame: "pd.DataFrame", labels: Sequence[str], evaluators: Sequence[s
 
 
 def report_context(run: "ExperimentRun", title: str | None = None,
-                   sample_rows: int = SAMPLE_ROWS) -> ReportContext:
-    """Read everything the report shows from the run's store (figures included)."""
+                   sample_rows: int = SAMPLE_ROWS, analysis_options: Mapping[str, Any] | None = None) -> ReportContext:
+    """Read everything the report shows from the run's store (figures included).
+    ``analysis_options``: ``run.analysis()``'s keywords (primary, baseline, cluster)."""
     lab = run.lab
     record = run.record
     experiment = lab.experiments.get(record["experiment_guid"])
@@ -279,7 +274,7 @@ def report_context(run: "ExperimentRun", title: str | None = None,
         run=dict(guid=record["guid"], status=status, n_rows=record["n_rows"], repeats=record["repeats"],
                  dataset=config.get("dataset"), created_at=fmt_time(record.get("created_at")),
                  finished_at=fmt_time(record.get("finished_at")), cells=len(cells), expected_cells=expected_cells),
-        variants=variant_list, stats=record.get("stats"), verdicts=_verdicts(run, summary, evaluators),
+        variants=variant_list, stats=record.get("stats"), verdicts=_verdicts(run.analysis(**{k: v for k, v in (analysis_options or {}).items() if v is not None})),
         summary_columns=summary_columns, summary_rows=summary_rows, figures=figures, notes=notes,
         sample_columns=sample_columns, sample_rows=sample, sample_total=len(side_by_side),
         evaluators=list(evaluators), generated_at=fmt_time(datetime.now(timezone.utc)),
@@ -434,7 +429,7 @@ def render_report(context: ReportContext) -> str:
 
 
 def write_report(run: "ExperimentRun", path: str | os.PathLike[str] = "report.html",
-                 title: str | None = None) -> str:
+                 title: str | None = None, analysis_options: Mapping[str, Any] | None = None) -> str:
     """Write the run's standalone HTML report to ``path`` and return the path.
 
     >>> write_report(run, "report.html", title="Support tone, November")
@@ -445,7 +440,7 @@ def write_report(run: "ExperimentRun", path: str | os.PathLike[str] = "report.ht
     if not isinstance(run, ExperimentRun):
         raise ConfigError(f"write_report() takes an ExperimentRun (lab.experiments.get_run(guid)), "
                           f"not {type(run).__name__}")
-    html = render_report(report_context(run, title=title))
+    html = render_report(report_context(run, title=title, analysis_options=analysis_options))
     target = os.fspath(path)
     try:
         with open(target, "w", encoding="utf-8") as handle:

@@ -36,7 +36,8 @@ def test_experiment_run_prints_the_summary_and_writes_a_report(tmp_path):
     result = runner.invoke(app, ["experiment", "run", str(experiment_file(tmp_path)), "--db", str(db),
                                  "-o", str(tmp_path / "r.html"), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "contains_any:{expected_contains}" in result.output and "Significance (A vs B)" in result.output
+    assert "contains_any:{expected_contains}" in result.output
+    assert "Verdict (primary metric: contains_any:{expected_contains}, baseline A, unit: dataset row)" in result.output
     assert (tmp_path / "r.html").stat().st_size > 100_000  # plotly.js inlined: works offline
     with pl.Lab(db) as lab:
         [run] = lab.experiments.runs("cli-exp")
@@ -115,3 +116,60 @@ def test_killed_run_resumes_from_the_cli_without_redoing_done_cells(tmp_path):
         assert again.guid == run.guid and len(cells) == 120 and set(cells.status) == {"done"}
         assert set(cells.attempts) == {1} and done_before <= set(cells.generation_guid)
         assert lab.store.count_generations() == 120  # nothing generated twice
+
+
+def gate_file(tmp_path, challenger_prompt: str):
+    """40 rows whose expected word is in the question: the baseline echoes it (passes), the
+    challenger answers ``challenger_prompt``."""
+    (tmp_path / "gate.jsonl").write_text("\n".join(
+        json.dumps({"q": f"Question {i} about refunds", "expected_contains": "refunds"}) for i in range(40)))
+    spec = {"name": "gate", "dataset": "gate.jsonl", "primary": "contains_any:{expected_contains}",
+            "actions": [{"name": "base", "prompt": "{{q}}", "model": "sim:echo"},
+                        {"name": "new", "prompt": challenger_prompt, "model": "sim:echo"}],
+            "variants": {"A": "base", "B": "new"}, "evaluators": [{"contains": {"key": "expected_contains"}}]}
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_the_ci_gate_fails_only_on_a_significant_regression_of_the_primary_metric(tmp_path, monkeypatch):
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    cases = [("worse", "Sorry, I cannot help.", {"regression": 1, "inconclusive": 1}),
+             ("same", "{{q}}", {"regression": 0, "inconclusive": 1}),
+             ("better", "{{q}}", {"regression": 0, "inconclusive": 0})]
+    for name, prompt, expected in cases:
+        folder = tmp_path / name
+        folder.mkdir()
+        path = gate_file(folder, prompt)
+        if name == "better":  # swap roles: the echoing variant is the challenger
+            spec = yaml.safe_load(path.read_text())
+            spec["actions"][0]["prompt"] = "Sorry, I cannot help."
+            path.write_text(yaml.safe_dump(spec))
+        for fail_on, code in expected.items():
+            junit = folder / f"{fail_on}.xml"
+            result = runner.invoke(app, ["experiment", "run", str(path), "--db", str(folder / "gate.db"),
+                                         "--no-progress", "--baseline", "A", "--fail-on", fail_on,
+                                         "--junit", str(junit)])
+            assert result.exit_code == code, (name, fail_on, result.output)
+            xml = junit.read_text()
+            assert ('<failure message="' in xml) == bool(code), (name, fail_on, xml)
+        assert f"gate {'failed' if code else 'passed'}" in result.output
+    text = summary.read_text()  # appended by every run, as GitHub's step summary is
+    assert text.count("## promptlab: gate") == 6
+    assert "Primary metric: **contains_any:{expected_contains}**" in text and "based on 40 rows (80 outputs)" in text
+    assert "Holm-adjusted p" in text and "| 40 (80) |" in text
+    bad = runner.invoke(app, ["experiment", "run", str(path), "--db", str(tmp_path / "x.db"), "--fail-on", "maybe"])
+    assert bad.exit_code == 2 and "--fail-on must be one of regression, inconclusive" in bad.output
+
+
+def test_summary_md_writes_a_fresh_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    path = gate_file(tmp_path, "Sorry, I cannot help.")
+    target = tmp_path / "summary.md"
+    target.write_text("old content")
+    result = runner.invoke(app, ["experiment", "run", str(path), "--db", str(tmp_path / "g.db"), "--no-progress",
+                                 "--summary-md", str(target)])
+    assert result.exit_code == 0, result.output  # no --fail-on: no gate
+    text = target.read_text()
+    assert "old content" not in text and "gate: no gate" in text and "worse" in text

@@ -11,10 +11,8 @@ from promptlab.experiments import stats
 from promptlab.experiments.summary import (
     latest_ratings,
     pairwise_counts,
-    score_pairwise,
     scores_by_generation,
     side_by_side,
-    significance,
     summarize,
 )
 
@@ -66,32 +64,12 @@ def test_unknown_cost_is_none_not_zero():
     assert pd.isna(cost)
 
 
-def test_pairwise_counts_from_preferences_and_from_scores():
+def test_pairwise_counts_from_preferences():
     cells = [cell(i, v) for i in range(3) for v in "AB"]
     prefs = [dict(generation_a="g0A0", generation_b="g0B0", winner="b"),
              dict(generation_a="g1B0", generation_b="g1A0", winner="b"),  # order swapped: A wins
              dict(generation_a="g2A0", generation_b="g2B0", winner="tie")]
     assert pairwise_counts(cells, prefs, "A", "B") == (1, 1, 1)
-    scores = {"g0A0": {"s": 1.0}, "g0B0": {"s": 0.0}, "g1A0": {"s": 0.5}, "g1B0": {"s": 0.5},
-              "g2A0": {"s": 0.0}, "g2B0": {"s": 1.0}}
-    assert score_pairwise(cells, scores, "s", "A", "B") == (1, 1, 1)
-
-
-def test_significance_uses_the_evaluator_when_there_are_no_ratings():
-    cells = [cell(i, v) for i in range(20) for v in "AB"]
-    scores = {f"g{i}A0": {"contains": 1.0 if i < 4 else 0.0} for i in range(20)}
-    scores.update({f"g{i}B0": {"contains": 1.0 if i < 16 else 0.0} for i in range(20)})
-    verdict = significance(cells, {}, scores, [], "A", "B")
-    expected = stats.fisher_test(4, 20, 16, 20).p_value
-    assert verdict.metric == "contains" and verdict.result.fisher_p == pytest.approx(expected)
-    assert verdict.result.winner == "B" and "B is better" in verdict.verdict and "pass rate" in verdict.verdict
-
-
-def test_significance_says_not_enough_data_honestly():
-    cells = [cell(i, v) for i in range(3) for v in "AB"]
-    ratings = {"g0A0": "Positive", "g0B0": "Negative"}
-    verdict = significance(cells, ratings, {}, [], "A", "B")
-    assert verdict.metric == "rating" and verdict.verdict.startswith("Not enough data")
 
 
 def test_side_by_side_puts_variants_in_one_row_per_input():

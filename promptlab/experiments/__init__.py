@@ -248,7 +248,8 @@ class Experiments:
     # offline --------------------------------------------------------------------------------
 
     def start(self, experiment: str | Experiment, dataset: Any, repeats: int = 1, *,
-              evaluators: Sequence[Any] = (), dataset_name: str | None = None) -> ExperimentRun:
+              evaluators: Sequence[Any] = (), dataset_name: str | None = None,
+              analysis: Mapping[str, Any] | None = None) -> ExperimentRun:
         """Record a run (its dataset rows, the pinned action versions and its evaluators) without
         running it. Shards in several processes then run it with
         ``run(exp, resume=run.guid, shard=(k, n))``."""
@@ -272,6 +273,9 @@ class Experiments:
         if dataset_name is None and isinstance(dataset, (str, os.PathLike)):
             dataset_name = os.path.basename(os.fspath(dataset))
         config = {"variants": pinned, "labels": exp.labels, "dataset": dataset_name, "evaluators": recorded}
+        options = check_analysis_options(analysis, exp.labels)
+        if options:
+            config["analysis"] = options
         if isinstance(dataset, (str, os.PathLike)):
             config["dataset_path"] = os.path.abspath(os.fspath(dataset))
         run = self._lab.store.create_run(exp.guid, repeats, config, itertools.chain([first], rows))
@@ -283,7 +287,7 @@ class Experiments:
             shard: tuple[int, int] | None = None, cache: bool = False, streaming: bool = False,
             progress: bool = True, max_attempts: int = 6, attempt_timeout: float | None = None,
             cell_timeout: float | None = 300.0, fail_fast_after: int | None = 5,
-            breaker: Mapping[str, Any] | None = None) -> ExperimentRun:
+            breaker: Mapping[str, Any] | None = None, analysis: Mapping[str, Any] | None = None) -> ExperimentRun:
         """Run every dataset row through every variant ``repeats`` times; returns the run.
 
         ``resume``: a run (or its GUID) to continue, or ``True`` for the latest unfinished run
@@ -306,13 +310,16 @@ class Experiments:
         Ctrl-C stops it within a second: in-flight requests are cancelled, finished cells are
         kept, the run is ``interrupted`` and ``resume`` completes it. ``rate_limit``:
         ``{"rpm": ..., "tpm": ...}`` for every provider, or per provider name.
+
+        ``analysis``: how the run is judged, recorded with it: ``{"primary": metric, "baseline":
+        label, "cluster": column}`` (see ``run.analysis()``).
         """
         engine = self._lab.engine
         options = dict(concurrency=concurrency, rate_limit=rate_limit, cache=cache, streaming=streaming,
                        progress=progress, max_attempts=max_attempts, attempt_timeout=attempt_timeout,
                        cell_timeout=cell_timeout, fail_fast_after=fail_fast_after, breaker=breaker)
         return engine.blocking(self._arun(experiment, dataset, repeats, evaluators, resume, retry_errors,
-                                          shard, options))
+                                          shard, options, analysis))
 
     async def arun(self, experiment: str | Experiment, dataset: Any = None, repeats: int = 1, *,
                    concurrency: int = 16, rate_limit: Mapping[str, Any] | None = None,
@@ -320,21 +327,22 @@ class Experiments:
                    shard: tuple[int, int] | None = None, cache: bool = False, streaming: bool = False,
                    progress: bool = True, max_attempts: int = 6, attempt_timeout: float | None = None,
                    cell_timeout: float | None = 300.0, fail_fast_after: int | None = 5,
-                   breaker: Mapping[str, Any] | None = None) -> ExperimentRun:
+                   breaker: Mapping[str, Any] | None = None,
+                   analysis: Mapping[str, Any] | None = None) -> ExperimentRun:
         """Async twin of ``run``; cancelling the awaiting task interrupts the run."""
         engine = self._lab.engine
         options = dict(concurrency=concurrency, rate_limit=rate_limit, cache=cache, streaming=streaming,
                        progress=progress, max_attempts=max_attempts, attempt_timeout=attempt_timeout,
                        cell_timeout=cell_timeout, fail_fast_after=fail_fast_after, breaker=breaker)
         return await engine.awaiting(self._arun(experiment, dataset, repeats, evaluators, resume,
-                                                retry_errors, shard, options))
+                                                retry_errors, shard, options, analysis))
 
     async def _arun(self, experiment, dataset, repeats, evaluators_, resume, retry_errors, shard,
-                    options) -> ExperimentRun:
+                    options, analysis=None) -> ExperimentRun:
         engine, store = self._lab.engine, self._lab.store
         check_options(**options)  # before anything is recorded
         session = await asyncio.to_thread(self._session, experiment, dataset, repeats, evaluators_, resume,
-                                          retry_errors, shard)
+                                          retry_errors, shard, analysis)
         guid = session.record["guid"]
         try:
             runner = Runner(self._lab, session.record, {"guid": session.experiment.guid,
@@ -369,7 +377,8 @@ class Experiments:
                 await engine.io(session.lease.release)
         return ExperimentRun(self._lab, guid, stats=runner.stats)
 
-    def _session(self, experiment, dataset, repeats, evaluators_, resume, retry_errors, shard) -> "_Session":
+    def _session(self, experiment, dataset, repeats, evaluators_, resume, retry_errors, shard,
+                 analysis=None) -> "_Session":
         """Everything a runner session needs, read (and the run's lease taken) in a worker thread."""
         exp = self.get(experiment)
         shard = validate_shard(shard)
@@ -383,7 +392,7 @@ class Experiments:
             if dataset is None:
                 raise ConfigError(f"no unfinished run of experiment {exp.name!r} to resume; pass a dataset to "
                                   "start one" if wanted_latest else "pass a dataset (or resume= an earlier run)")
-            run = self.start(exp, dataset, repeats, evaluators=evaluators_)
+            run = self.start(exp, dataset, repeats, evaluators=evaluators_, analysis=analysis)
             resuming = False
         else:
             run = ExperimentRun(self._lab, resume.guid if isinstance(resume, ExperimentRun) else resume)
@@ -488,6 +497,26 @@ class RunLease:
 def live_leases(store: Any, run_guid: str) -> list[dict[str, Any]]:
     """The run's unexpired leases held by processes that are still alive."""
     return [lease for lease in store.live_run_leases(run_guid) if not owner_is_dead(lease["owner"])]
+
+
+def check_analysis_options(options: Mapping[str, Any] | None, labels: Sequence[str]) -> dict[str, Any]:
+    """``{"primary", "baseline", "cluster"}`` without the unset ones; a wrong key or baseline is a
+    ConfigError before the run is recorded (a metric name is checked when the run is analysed:
+    evaluators' scores do not exist yet)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"analysis must be a mapping like {{'primary': 'rating'}}, not {type(options).__name__}")
+    unknown = set(options) - {"primary", "baseline", "cluster"}
+    if unknown:
+        raise ConfigError(f"unknown analysis option(s) {sorted(unknown)}: use primary, baseline, cluster")
+    kept = {k: v for k, v in options.items() if v is not None}
+    for key, value in kept.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"analysis {key!r} must be a name, not {value!r}")
+    if "baseline" in kept and kept["baseline"] not in labels:
+        raise ConfigError(f"baseline {kept['baseline']!r} is not a variant (variants: {list(labels)})")
+    return kept
 
 
 def evaluators_list(given: Any) -> list[Any]:

@@ -13,6 +13,9 @@
     evaluators:
       - contains: {key: expected_contains}
       - length: {max_words: 80}
+    primary: contains                               # the headline verdict and the CI gate's metric
+    baseline: A                                     # challengers are compared with it
+    cluster: conversation_id                        # optional: rows sharing it are one unit
     report: report.html
 
 Running it creates each action (or a new version when its definition changed), creates the
@@ -56,6 +59,9 @@ class ExperimentFile(BaseModel):
     cache: bool = False
     evaluators: list[Any] = Field(default_factory=list)
     report: str | None = None
+    primary: str | None = None  # the metric of the headline verdict and the CI gate
+    baseline: str | None = None  # the variant the others are compared with
+    cluster: str | None = None  # a dataset column whose rows form one statistical unit
 
     @model_validator(mode="after")
     def _names_variants(self):
@@ -112,7 +118,9 @@ def run_experiment_file(lab: "Lab", path: str | os.PathLike, progress: bool = Tr
     dataset = spec.dataset if os.path.isabs(spec.dataset) else str(folder / spec.dataset)
     return lab.experiments.run(experiment, dataset, repeats=spec.repeats, concurrency=spec.concurrency,
                                rate_limit=spec.rate_limit, evaluators=evaluators, cache=spec.cache,
-                               progress=progress, resume=resume)
+                               progress=progress, resume=resume,
+                               analysis={"primary": spec.primary, "baseline": spec.baseline,
+                                         "cluster": spec.cluster})
 
 
 def _ensure_judge(lab: "Lab", spec: Any) -> Any:

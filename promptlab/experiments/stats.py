@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from scipy import stats as _sp
@@ -33,6 +33,16 @@ __all__ = [
     "pairwise_test",
     "significance",
     "summarize_numbers",
+    "format_p",
+    "holm",
+    "mcnemar_test",
+    "sign_test",
+    "wilcoxon_test",
+    "welch_test",
+    "mann_whitney_test",
+    "paired_bootstrap_interval",
+    "bootstrap_mean_interval",
+    "bootstrap_mean_intervals",
 ]
 
 
@@ -129,6 +139,11 @@ def _proportion(successes: Any, n: Any, what: str) -> tuple[int, int]:
     return s, total
 
 
+def check_probability(value: Any, what: str) -> float:
+    """``value`` as a float strictly between 0 and 1, else a ConfigError naming ``what``."""
+    return _probability(value, what)
+
+
 def _probability(value: Any, what: str) -> float:
     try:
         x = float(value)
@@ -223,14 +238,27 @@ def pairwise_test(wins_a: int, wins_b: int, ties: int) -> TestResult:
 # --------------------------------------------------------------------------- verdict
 
 
-def _fmt_p(p: float, threshold: float) -> str:
+def format_p(p: float | None, alpha: float = 0.05) -> str:
+    """``"p=0.042"``: the one p-value format of promptlab (verdicts, report, CLI, summaries).
+
+    Two significant digits, ``p<0.001`` below that, and never rounded across ``alpha``: 0.04996
+    prints as ``p=0.04996``, not ``p=0.05``.
+
+    >>> format_p(0.04996), format_p(0.0123), format_p(0.00001), format_p(None)
+    ('p=0.04996', 'p=0.012', 'p<0.001', 'p unknown')
+    """
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p unknown"
     if p < 0.001:
-        return "<0.001" if threshold > 0.001 else f"={p:.2g}"
+        return "p<0.001" if alpha > 0.001 else f"p={p:.2g}"
     text = f"{p:.2g}"
-    # Never let rounding move a p-value across the threshold in the text.
-    if (float(text) < threshold) != (p < threshold):
+    if (float(text) < alpha) != (p < alpha):
         text = f"{p:.4g}"
-    return f"={text}"
+    return f"p={text}"
+
+
+def _fmt_p(p: float, threshold: float) -> str:
+    return format_p(p, threshold)[1:]
 
 
 def _pct(x: float) -> str:
@@ -433,3 +461,148 @@ def summarize_numbers(values: Iterable[Any]) -> dict[str, float | int | None]:
         "min": float(arr.min()),
         "max": float(arr.max()),
     }
+
+
+# --------------------------------------------------------------------------- paired and unit-level tests
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels' ``multipletests``), in the order given.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    p = [float(x) for x in p_values]
+    if not p:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [min(1.0, round(float(x), 15)) for x in multipletests(p, method="holm")[1]]
+
+
+def mcnemar_test(wins_a: int, wins_b: int) -> TestResult:
+    """Exact McNemar test on discordant units: ``wins_b`` units where only B passed, ``wins_a``
+    where only A did. Concordant units carry no information about the difference. The statistic
+    is B's share of the discordant units.
+
+    >>> round(mcnemar_test(2, 11).p_value, 4)   # 13 discordant rows, 11 for B
+    0.0225
+    """
+    return pairwise_test(wins_a, wins_b, 0)
+
+
+def sign_test(wins_a: int, wins_b: int) -> TestResult:
+    """Sign test on decisive units (preferences): exact binomial, ties left out."""
+    return pairwise_test(wins_a, wins_b, 0)
+
+
+def wilcoxon_test(differences: Sequence[float]) -> TestResult:
+    """Wilcoxon signed-rank test that per-unit differences (B - A) are centred on 0; zero
+    differences are dropped (Wilcoxon's method). The statistic is the mean difference.
+
+    >>> round(wilcoxon_test([0.5, 1.0, 1.5, 2.0, -0.25, 0.75, 1.25, 0.1]).p_value, 4)  # 2 x 3/256
+    0.0234
+    """
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    nonzero = d[d != 0]
+    if nonzero.size == 0:
+        return TestResult(p_value=1.0, statistic=float(d.mean()) if d.size else math.nan)
+    res = _sp.wilcoxon(nonzero)
+    return TestResult(p_value=min(1.0, float(res.pvalue)), statistic=float(d.mean()))
+
+
+def welch_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[TestResult, Interval]:
+    """Welch's t-test for unpaired means, with the interval for ``mean(b) - mean(a)``."""
+    xa, xb = _finite(a), _finite(b)
+    if xa.size < 2 or xb.size < 2:
+        return TestResult(1.0, math.nan), Interval(-math.inf, math.inf)
+    if np.ptp(xa) == 0 and np.ptp(xb) == 0:  # no variance: identical values are no evidence of anything
+        diff = float(xb.mean() - xa.mean())
+        return TestResult(1.0 if diff == 0 else 0.0, diff), Interval(diff, diff)
+    res = _sp.ttest_ind(xb, xa, equal_var=False)
+    ci = res.confidence_interval(confidence_level=confidence)
+    return TestResult(min(1.0, float(res.pvalue)), float(xb.mean() - xa.mean())), Interval(float(ci.low), float(ci.high))
+
+
+def mann_whitney_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
+    """Mann-Whitney U (two-sided); the statistic is P(b > a) + P(b = a)/2."""
+    xa, xb = _finite(a), _finite(b)
+    if xa.size == 0 or xb.size == 0:
+        return TestResult(1.0, math.nan)
+    res = _sp.mannwhitneyu(xb, xa, alternative="two-sided")
+    return TestResult(min(1.0, float(res.pvalue)), float(res.statistic) / (xa.size * xb.size))
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[np.isfinite(x)]
+
+
+def bootstrap_mean_interval(values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000,
+                            seed: int = 0) -> Interval:
+    """Seeded percentile bootstrap interval for the mean of ``values`` (one value per unit).
+
+    Vectorised: resampling n values from the data is a multinomial draw over its distinct values,
+    so binary and few-valued data (pass rates, row means of a few repeats) cost O(distinct values)
+    per resample whatever n is; many-valued data are resampled as count vectors, in chunks.
+    """
+    x = _finite(values)
+    if x.size == 0:
+        _check_bootstrap(confidence, n_boot)
+        return Interval(-math.inf, math.inf)
+    low, high = bootstrap_mean_intervals(x[None, :], confidence, n_boot, seed)
+    return Interval(float(low[0]), float(high[0]))
+
+
+def _check_bootstrap(confidence: float, n_boot: int) -> float:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
+        raise ConfigError(f"n_boot must be a whole number of at least 100, got {n_boot!r}")
+    return _probability(confidence, "confidence")
+
+
+def bootstrap_mean_intervals(samples: np.ndarray, confidence: float = 0.95, n_boot: int = 2000,
+                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bootstrap_mean_interval` for each row of a 2-D array of equal-sized samples at once
+    (the rows share their resampling draws, which are independent of the data): ``(lows, highs)``.
+    Simulations use it to check coverage over thousands of experiments in a fraction of a second.
+    """
+    conf = _check_bootstrap(confidence, n_boot)
+    x = np.asarray(samples, dtype=float)
+    if x.ndim != 2 or x.shape[1] == 0 or not np.all(np.isfinite(x)):
+        raise InvalidInputError("bootstrap_mean_intervals takes a 2-D array of finite numbers, one sample per row")
+    rng = np.random.default_rng(seed)
+    n = x.shape[1]
+    means = np.empty((x.shape[0], n_boot))
+    distinct, counts = np.unique(x, return_counts=True) if x.shape[0] == 1 else (None, None)
+    if distinct is not None and distinct.size <= 64:
+        # numpy draws a multinomial as one binomial per category: cheap only for few categories
+        means[0] = rng.multinomial(n, counts / n, size=n_boot) @ distinct / n
+    else:
+        chunk = max(1, 4_000_000 // n)
+        for start in range(0, n_boot, chunk):
+            stop = min(n_boot, start + chunk)
+            size = stop - start
+            picks = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+            resampled = np.bincount(picks.ravel(), minlength=size * n).reshape(size, n)
+            means[:, start:stop] = x @ resampled.T / n
+    # The expanded percentile interval (Hesterberg 2015, "What teachers should know about the
+    # bootstrap", 5.2): the plain one is too narrow at small n (plug-in SD, normal tails), which
+    # simulation here showed as 8% false positives at 30 rows; widening the tail by
+    # sqrt(n/(n-1)) and Student's t brings it to nominal, and changes little at large n.
+    tail = (1 - conf) / 2
+    if n > 1:
+        tail = float(_sp.norm.cdf(math.sqrt(n / (n - 1)) * _sp.t.ppf(tail, n - 1)))
+    low, high = np.quantile(means, [tail, 1 - tail], axis=1)
+    return low, high
+
+
+def paired_bootstrap_interval(differences: Sequence[float], confidence: float = 0.95, n_boot: int = 2000,
+                              seed: int = 0) -> Interval:
+    """The paired bootstrap: resample units (rows), each carrying its own B - A difference, and
+    take the percentile interval of the mean difference.
+
+    >>> paired_bootstrap_interval([1.0] * 30).as_dict()
+    {'low': 1.0, 'high': 1.0}
+    """
+    return bootstrap_mean_interval(differences, confidence, n_boot, seed)

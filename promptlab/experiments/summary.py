@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+import numpy as np
+
+from ..errors import ConfigError
 from . import stats
+from .analysis import COST_METRICS, Analysis, Comparison, Observations, compare, compare_preferences, correct
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -107,24 +111,6 @@ def pairwise_counts(cells: Sequence[Mapping[str, Any]], preferences: Sequence[Ma
     return wins_a, wins_b, ties
 
 
-def score_pairwise(cells: Sequence[Mapping[str, Any]], scores: Mapping[str, Mapping[str, float | None]],
-                   evaluator: str, label_a: str, label_b: str) -> tuple[int, int, int]:
-    """(wins_a, wins_b, ties) comparing an evaluator's scores of the two variants row by row."""
-    per_row: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
-    for cell in cells:
-        value = (scores.get(cell["generation_guid"]) or {}).get(evaluator)
-        if value is not None and not math.isnan(value):
-            per_row[(cell["row_index"], cell["repeat"])][cell["variant"]] = value
-    wins_a = wins_b = ties = 0
-    for values in per_row.values():
-        if label_a in values and label_b in values:
-            a, b = values[label_a], values[label_b]
-            wins_a += a > b
-            wins_b += b > a
-            ties += a == b
-    return wins_a, wins_b, ties
-
-
 def error_causes(cells: Sequence[Mapping[str, Any]]) -> str | None:
     """Failed cells' causes, most common first: ``"80 x MissingVariablesError: missing ..."``."""
     groups: dict[str, list[str]] = defaultdict(list)
@@ -185,78 +171,131 @@ def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings
     return pd.DataFrame(records).set_index("variant")
 
 
-_EVALUATOR_WORDING = [
-    ("on both ratings and pairwise comparisons", "on both pass rate and row-by-row scores"),
-    ("pairwise comparisons", "row-by-row score comparisons"),
-    ("positive rate", "pass rate"),
-    ("ratings of", "scores of"),
-    ("Ratings favour", "Pass rates favour"),
-    ("ratings too few", "scores too few"),
-    ("rated outputs", "scored outputs"),
-    ("rate at least", "score at least"),
-]
+def _unit_of(rows: Sequence[Mapping[str, Any]], cluster: str | None) -> tuple[dict[int, Any], str]:
+    """row index -> its unit: the row itself, or the value of the ``cluster`` column."""
+    if cluster is None:
+        return {r["row_index"]: r["row_index"] for r in rows}, "rows"
+    units = {}
+    for r in rows:
+        data = r.get("input") if isinstance(r.get("input"), Mapping) else {}
+        if cluster not in data:
+            columns = sorted(data) if data else []
+            raise ConfigError(f"cluster={cluster!r}: row {r['row_index'] + 1} has no column {cluster!r} "
+                              f"(its columns: {columns})")
+        value = data[cluster]
+        units[r["row_index"]] = value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+    return units, cluster
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """``Significance`` plus what the outcome measured (human ratings or an evaluator)."""
-
-    metric: str
-    result: stats.Significance
-    note: str | None = None  # why there is little or nothing to compare (failed cells)
-
-    @property
-    def verdict(self) -> str:
-        text = self.result.verdict
-        if self.metric != "rating":
-            # stats words its verdict for human ratings; an evaluator's outcome is a pass rate
-            for old, new in _EVALUATOR_WORDING:
-                text = text.replace(old, new)
-        return f"{self.note} {text}" if self.note else text
-
-    def __str__(self) -> str:
-        return f"[{self.metric}] {self.verdict}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.result.as_dict(), "metric": self.metric, "verdict": self.verdict}
-
-
-def significance(cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str],
-                 scores: Mapping[str, Mapping[str, float | None]], preferences: Sequence[Mapping[str, Any]],
-                 label_a: str, label_b: str, metric: str | None = None, alpha: float = 0.05,
-                 min_n: int = 10) -> Verdict:
-    """Is B different from A? Uses human ratings (and pairwise preferences) when there are any,
-    else the pass rate of an evaluator (score >= 0.5) and its row-by-row comparison.
-
-    ``metric``: ``"rating"`` or an evaluator's name to choose explicitly.
-    """
-    evaluator_names = sorted({name for s in scores.values() for name in s})
-    if metric is None:
-        metric = "rating" if ratings or preferences else (evaluator_names[0] if evaluator_names else "rating")
-    outcome: dict[str, list[bool]] = {label_a: [], label_b: []}
+def observations(cells: Sequence[Mapping[str, Any]], unit_of: Mapping[int, Any], metric: str,
+                 ratings: Mapping[str, str], scores: Mapping[str, Mapping[str, float | None]]) -> Observations:
+    """Every succeeded output's value of ``metric`` with its unit and variant."""
+    units, variants, values = [], [], []
     for cell in cells:
-        if cell["variant"] not in outcome or cell["status"] != "done":
+        if cell["status"] != "done":
             continue
         guid = cell["generation_guid"]
         if metric == "rating":
-            if guid in ratings:
-                outcome[cell["variant"]].append(ratings[guid] == "Positive")
+            rating = ratings.get(guid)
+            value = None if rating is None else float(rating == "Positive")
+        elif metric == "latency_ms":
+            value = None if cell["cached"] else cell["latency_ms"]
+        elif metric == "cost_usd":
+            value = cell["cost_usd"]
         else:
             value = (scores.get(guid) or {}).get(metric)
-            if value is not None and not math.isnan(value):
-                outcome[cell["variant"]].append(value >= PASS_THRESHOLD)
-    if metric == "rating":
-        wins_a, wins_b, ties = pairwise_counts(cells, preferences, label_a, label_b)
-    elif metric in evaluator_names:
-        wins_a, wins_b, ties = score_pairwise(cells, scores, metric, label_a, label_b)
-    else:
-        from ..errors import ConfigError
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        units.append(unit_of.get(cell["row_index"], cell["row_index"]))
+        variants.append(cell["variant"])
+        values.append(float(value))
+    array = np.asarray(values, dtype=float)
+    binary = metric == "rating" or (metric not in COST_METRICS and bool(np.all((array == 0) | (array == 1))))
+    return Observations(metric=metric, kind="binary" if binary else "continuous",
+                        units=np.asarray(units, dtype=object), variants=np.asarray(variants, dtype=object),
+                        values=array, higher_is_better=metric not in COST_METRICS)
 
-        raise ConfigError(f"unknown metric {metric!r}: use 'rating' or one of {evaluator_names}")
-    a, b = outcome[label_a], outcome[label_b]
-    result = stats.significance(sum(a), len(a), sum(b), len(b), wins_a, wins_b, ties, alpha=alpha,
-                                min_n=min_n, label_a=label_a, label_b=label_b)
-    return Verdict(metric=metric, result=result, note=_failure_note(cells, (label_a, label_b)))
+
+def preference_units(cells: Sequence[Mapping[str, Any]], preferences: Sequence[Mapping[str, Any]],
+                     unit_of: Mapping[int, Any], baseline: str, challenger: str) -> list[tuple[Any, str, str]]:
+    """(unit, winner, loser) of each human preference between the two variants' outputs."""
+    where = {c["generation_guid"]: (c["variant"], c["row_index"]) for c in cells if c["generation_guid"]}
+    out = []
+    for pref in preferences:
+        first, second = where.get(pref["generation_a"]), where.get(pref["generation_b"])
+        if first is None or second is None or {first[0], second[0]} != {baseline, challenger}:
+            continue
+        unit = unit_of.get(first[1], first[1])
+        if pref["winner"] == "tie":
+            out.append((unit, "tie", "tie"))
+        else:
+            winner, loser = (first, second) if pref["winner"] == "a" else (second, first)
+            out.append((unit, winner[0], loser[0]))
+    return out
+
+
+def available_metrics(cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str],
+                      scores: Mapping[str, Mapping[str, float | None]],
+                      preferences: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metrics a run has data for, quality first: ratings, preferences, evaluators, latency, cost."""
+    guids = {c["generation_guid"] for c in cells if c["status"] == "done"}
+    metrics = []
+    if any(g in ratings for g in guids):
+        metrics.append("rating")
+    if preferences:
+        metrics.append("preference")
+    metrics += sorted({name for g in guids for name in (scores.get(g) or {})})
+    done = [c for c in cells if c["status"] == "done"]
+    if any(not c["cached"] and c["latency_ms"] is not None for c in done):
+        metrics.append("latency_ms")
+    if any(c["cost_usd"] for c in done):
+        metrics.append("cost_usd")
+    return metrics
+
+
+def default_primary(metrics: Sequence[str]) -> str:
+    """Human ratings when there are any, else human preferences, else the first evaluator."""
+    quality = [m for m in metrics if m not in COST_METRICS]
+    return quality[0] if quality else "rating"
+
+
+def analyze(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], labels: Sequence[str],
+            ratings: Mapping[str, str], scores: Mapping[str, Mapping[str, float | None]],
+            preferences: Sequence[Mapping[str, Any]], *, baseline: str | None = None,
+            primary: str | None = None, metrics: Sequence[str] | None = None, cluster: str | None = None,
+            alpha: float = 0.05, min_n: int = 10, paired: bool = True) -> Analysis:
+    """Every challenger against the baseline on every metric, at the unit level, Holm-corrected."""
+    alpha = stats.check_probability(alpha, "alpha")
+    if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1:
+        raise ConfigError(f"min_n must be a positive whole number, got {min_n!r}")
+    baseline = labels[0] if baseline is None else baseline
+    if baseline not in labels:
+        raise ConfigError(f"baseline {baseline!r} is not a variant of this run (variants: {list(labels)})")
+    challengers = [label for label in labels if label != baseline]
+    have = available_metrics(cells, ratings, scores, preferences)
+    primary = default_primary(have) if primary is None else primary
+    known = {"rating", "preference", *COST_METRICS, *(n for s in scores.values() for n in s)}
+    for name in [primary, *(metrics or [])]:
+        if name not in known:
+            raise ConfigError(f"unknown metric {name!r}: use 'rating', 'preference', 'latency_ms', 'cost_usd' "
+                              f"or an evaluator of this run ({sorted(known - {'rating', 'preference', *COST_METRICS})})")
+    chosen = list(metrics) if metrics is not None else have
+    chosen = [primary] + [m for m in chosen if m != primary]
+    unit_of, unit = _unit_of(rows, cluster)
+    notes = {label: note for label in labels if (note := _failure_note(cells, [label]))}
+    comparisons = []
+    for metric in chosen:
+        obs = None if metric == "preference" else observations(cells, unit_of, metric, ratings, scores)
+        for challenger in challengers:
+            if metric == "preference":
+                c = compare_preferences(preference_units(cells, preferences, unit_of, baseline, challenger),
+                                        baseline, challenger, unit=unit, alpha=alpha, min_n=min_n)
+            else:
+                c = compare(obs, baseline, challenger, unit=unit, alpha=alpha, min_n=min_n, paired=paired)
+            note = " ".join(notes[label] for label in (baseline, challenger) if label in notes) or None
+            comparisons.append(replace(c, note=note) if note else c)
+    return Analysis(primary_metric=primary, baseline=baseline, comparisons=correct(comparisons, primary),
+                    alpha=alpha, unit=unit)
 
 
 def _failure_note(cells: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str | None:
@@ -355,10 +394,46 @@ class ExperimentRun:
         cells, ratings, scores, preferences = self._inputs()
         return summarize(cells, self.labels, ratings, scores, preferences)
 
-    def significance(self, metric: str | None = None, a: str | None = None, b: str | None = None,
-                     alpha: float = 0.05, min_n: int = 10) -> Verdict:
-        """Fisher exact test on the outcome rates, binomial test on pairwise wins, the interval of
-        the difference and a one-line verdict (which says "not enough data" when that is so)."""
+    def analysis(self, *, baseline: str | None = None, primary: str | None = None,
+                 metrics: Sequence[str] | None = None, cluster: str | None = None, alpha: float = 0.05,
+                 min_n: int = 10) -> Analysis:
+        """Every challenger against the baseline (default: the first variant) on every metric
+        with data (ratings, preferences, evaluators, latency, cost), with the dataset row (or
+        ``cluster``'s value) as the unit: repeats are averaged within their row before paired
+        tests. The ``primary`` metric (default: ratings, else preferences, else the first
+        evaluator) gets the headline; the other comparisons are Holm-adjusted as one family.
+        Defaults come from the run's recorded analysis options (the experiment file's
+        ``primary:``, ``baseline:``, ``cluster:``).
+
+        >>> run.analysis().headline  # doctest: +SKIP
+        'B is better on positive rate: ... exact McNemar p=0.003; based on 40 rows (200 outputs).'
+        """
+        recorded = self.config.get("analysis") or {}
         cells, ratings, scores, preferences = self._inputs()
-        label_a, label_b = a or self.labels[0], b or self.labels[1]
-        return significance(cells, ratings, scores, preferences, label_a, label_b, metric, alpha, min_n)
+        return analyze(cells, self._lab.store.run_rows(self.guid), self.labels, ratings, scores, preferences,
+                       baseline=baseline if baseline is not None else recorded.get("baseline"),
+                       primary=primary if primary is not None else recorded.get("primary"),
+                       metrics=metrics, cluster=cluster if cluster is not None else recorded.get("cluster"),
+                       alpha=alpha, min_n=min_n)
+
+    def significance(self, metric: str | None = None, a: str | None = None, b: str | None = None,
+                     alpha: float = 0.05, min_n: int = 10, *, primary: str | None = None,
+                     cluster: str | None = None) -> Comparison:
+        """The verdict of ``b`` (default: the second variant) against ``a`` (the baseline) on
+        ``metric`` (default: the primary metric), from :meth:`analysis`: paired tests on the
+        rows, a one-line ``verdict`` naming the unit and counts, the Holm-adjusted p when the
+        metric is not the primary one."""
+        recorded = self.config.get("analysis") or {}
+        if metric is None or metric == (primary or recorded.get("primary")):
+            # The primary family is the primary metric's challengers alone: nothing else to compute.
+            analysis = self.analysis(baseline=a, primary=primary, cluster=cluster, alpha=alpha, min_n=min_n,
+                                     metrics=[])
+        else:
+            analysis = self.analysis(baseline=a, primary=primary, cluster=cluster, alpha=alpha, min_n=min_n)
+        challenger = b or next(label for label in self.labels if label != analysis.baseline)
+        metric = metric or analysis.primary_metric
+        if metric not in {c.metric for c in analysis.comparisons}:  # asked for, but no data yet: say so
+            shown = list(dict.fromkeys(c.metric for c in analysis.comparisons))
+            analysis = self.analysis(baseline=a, primary=primary, cluster=cluster, alpha=alpha, min_n=min_n,
+                                     metrics=[*shown, metric])
+        return analysis.get(metric, challenger)
