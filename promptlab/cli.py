@@ -45,8 +45,6 @@ def _print_run(run, title: str | None = None, analysis_options: dict | None = No
     """The summary table, the status with its error causes, and the verdicts of a run."""
     import pandas as pd
 
-    from promptlab.charts import SUMMARY_COLUMNS
-
     summary = run.summary()
     shown = summary.drop(columns=[c for c in ("positive_ci_low", "positive_ci_high", "error_causes")
                                   if c in summary])

@@ -13,11 +13,11 @@ methods, and tests drive the methods directly::
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import math
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -38,6 +38,16 @@ PENDING, DONE, ERROR = "pending", "done", "error"
 
 
 # -- compare ------------------------------------------------------------------------------------
+
+
+async def _signalling(coro: Any, started: threading.Event, finished: threading.Event) -> Any:
+    """``await coro``, then set ``finished`` however it ended (cancelled included): the end of
+    its cleanup, which a cancelled concurrent future does not wait for."""
+    started.set()
+    try:
+        return await coro
+    finally:
+        finished.set()
 
 
 @dataclass
@@ -175,6 +185,7 @@ class CompareController:
                        for side, label in (("a", self.label_a), ("b", self.label_b))}
         self._lock = threading.RLock()
         self._future: concurrent.futures.Future | None = None
+        self._started, self._finished = threading.Event(), threading.Event()
         self.rows: list[CompareRow] = []
         for record in lab.store.run_rows(run.guid):
             for repeat in range(run.repeats):
@@ -216,7 +227,8 @@ class CompareController:
                 return self._future
             coro = self.lab.experiments.arun(self.run.experiment_guid, resume=self.run.guid,
                                              concurrency=concurrency, cache=cache, progress=False)
-            self._future = self.lab.engine.background(coro)
+            self._started, self._finished = threading.Event(), threading.Event()
+            self._future = self.lab.engine.background(_signalling(coro, self._started, self._finished))
             return self._future
 
     def generate(self, timeout: float | None = None, **options: Any) -> "CompareController":
@@ -248,10 +260,12 @@ class CompareController:
         if future is None or future.done():
             return
         future.cancel()
-        deadline = time.monotonic() + timeout
-        # The run marks itself interrupted on promptlab's loop just after the cancel.
-        while self.run.status == "running" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # The future says "cancelled" at once; the run records "interrupted" and releases its
+        # lease on promptlab's loop just after. Wait for that, so start() can resume it at once.
+        # Once the loop has run one more step after the cancel, a fill that had not started never will.
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self.lab.engine.loop).result(timeout)
+        if self._started.is_set():
+            self._finished.wait(timeout)
         self.refresh()
 
     @property
