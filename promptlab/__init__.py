@@ -39,11 +39,12 @@ from .templates import ChatTemplate, Template
 
 # Heavier parts load on first use, so `import promptlab` stays fast in scripts and CI:
 # pl.charts (plotly), pl.widgets (ipywidgets), pl.evaluators, pl.write_report, pl.Flow,
-# pl.format_search_results.
+# pl.format_search_results, pl.stats (scipy, statsmodels).
 _LAZY = {
     "charts": ("promptlab.charts", None),
     "widgets": ("promptlab.widgets", None),
     "evaluators": ("promptlab.experiments.evaluators", None),
+    "stats": ("promptlab.stats", None),
     "write_report": ("promptlab.report", "write_report"),
     "format_search_results": ("promptlab.contexts", "format_search_results"),
     "Flow": ("promptlab.flows", "Flow"),
@@ -78,6 +79,7 @@ __all__ = [
     "ProviderRegistry",
     "image_part",
     "charts",
+    "stats",
     "widgets",
     "evaluators",
     "write_report",

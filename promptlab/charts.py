@@ -558,6 +558,19 @@ _PNG_HELP = ("PNG export needs kaleido>=1 and a Chromium browser: `pip install '
              "downloads Chrome. Interactive HTML (fig.write_html) needs neither.")
 
 
+def leaderboard(run_or_ranking: Any, title: str | None = None) -> "go.Figure":
+    """Bradley-Terry leaderboard from side-by-side preferences: each variant's probability of
+    beating a variant of average strength, with its bootstrap interval, best on top.
+    Takes an ExperimentRun (``run.ranking()``) or a ``Ranking``."""
+    from .experiments.ranking import Ranking, leaderboard_figure
+
+    ranking = run_or_ranking.ranking() if _is_run(run_or_ranking) else run_or_ranking
+    if not isinstance(ranking, Ranking):
+        raise ConfigError(f"leaderboard() takes a run or a Ranking (pl.stats.bradley_terry), "
+                          f"not {type(run_or_ranking).__name__}")
+    return leaderboard_figure(ranking, title=title)
+
+
 def to_png(fig: "go.Figure", path: str | os.PathLike[str], width: int = 900, height: int = 500,
            scale: float = 1.0) -> str:
     """Write ``fig`` as a PNG file through kaleido and return the path.

@@ -244,6 +244,8 @@ def report_context(run: "ExperimentRun", title: str | None = None,
     if any(_num(summary.loc[label, c]) for label in summary.index for c in ("wins", "ties", "losses")
            if c in summary.columns):
         figures.append(("pairwise", charts.pairwise(summary)))
+        if len(labels) > 2:
+            figures.append(("leaderboard", charts.leaderboard(run)))
     if evaluators:
         figures.append(("evaluator_means", charts.evaluator_means(summary, evaluators)))
         if len(labels) >= 2:

@@ -225,3 +225,55 @@ def test_the_paired_bootstrap_is_seeded_and_matches_a_hand_computed_case():
     batch_low, batch_high = stats.bootstrap_mean_intervals(many, seed=4)
     single = stats.paired_bootstrap_interval(many[0], seed=4)
     assert (single.low, single.high) == pytest.approx((batch_low[0], batch_high[0]))
+
+
+# -- through a run: power, ranking, recorded options ------------------------------------------------------
+
+
+@pytest.fixture
+def three_way(lab):
+    for name in ("a", "b", "c"):
+        lab.actions.create(name, prompt=name + " {{q}}", model="sim:echo")
+    exp = lab.experiments.create("three", variants={"A": "a", "B": "b", "C": "c"})
+    return lab.experiments.run(exp, [{"q": f"q{i}"} for i in range(30)], progress=False,
+                               analysis={"primary": "preference", "baseline": "A"})
+
+
+def test_a_three_way_run_ranks_its_variants_from_preferences(lab, three_way):
+    run = three_way
+    cells = run.cells()
+    guid = {(r.row_index, r.variant): r.generation_guid for r in cells.itertuples()}
+    for row in range(30):  # C beats B beats A on most rows
+        lab.feedback.prefer(guid[(row, "C")], guid[(row, "B")], winner="a" if row % 5 else "b")
+        lab.feedback.prefer(guid[(row, "B")], guid[(row, "A")], winner="a" if row % 4 else "tie")
+    ranking = run.ranking(n_boot=300)
+    assert list(ranking.table.index) == ["C", "B", "A"] and ranking.n_clusters == 30
+    figure = pl.charts.leaderboard(run)
+    assert list(figure.data[0].y) == ["A", "B", "C"] or list(figure.data[0].y)[::-1] == ["A", "B", "C"]
+    analysis = run.analysis()  # the recorded options: preferences are primary, A the baseline
+    assert analysis.primary_metric == "preference" and {c.challenger for c in analysis.primary} == {"B", "C"}
+    b, c = analysis.get("preference", "B"), analysis.get("preference", "C")
+    assert b.enough and b.winner == "B" and not c.enough  # C was never compared with A directly
+    assert b.p_adjusted is None  # a family of one comparison with data: nothing to adjust
+
+
+def test_power_after_a_pilot_names_the_rows_that_would_settle_it(lab, three_way):
+    run = three_way
+    rnd = np.random.default_rng(5)
+    for r in run.cells().itertuples():
+        share = {"A": 0.5, "B": 0.6, "C": 0.5}[r.variant]
+        lab.feedback.log(r.generation_guid, rating="Positive" if rnd.random() < share else "Negative")
+    power = run.power("rating")
+    assert list(power.challenger) == ["B", "C"] and set(power.units) == {30}
+    b = power.set_index("challenger").loc["B"]
+    assert b.outcome == "inconclusive" and b.difference > 0  # 60% vs 50% on 30 rows: not settled
+    discordant = run.analysis(metrics=["rating"]).get("rating", "B")
+    plan = pl.stats.sample_size("paired_binary", discordant=(discordant.wins_baseline + discordant.wins_challenger) / 30,
+                                difference=b.difference)
+    assert b.needed == plan.n > 30 and b.more == b.needed - 30
+    verdict = run.significance("rating", b="B").verdict
+    assert f"about {int(b.needed)} rows would show it (80% power): {int(b.more)} more." in verdict
+    with pytest.raises(pl.ConfigError, match="power"):
+        run.power(power=1.5)
+    with pytest.raises(pl.ConfigError, match="baseline 'Z'"):
+        lab.experiments.run(lab.experiments.get("three"), [{"q": "x"}], progress=False, analysis={"baseline": "Z"})

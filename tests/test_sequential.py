@@ -227,7 +227,7 @@ def test_srm_flags_a_broken_50_50_split():
     assert r.p_value == pytest.approx(math.erfc(math.sqrt(17.64 / 2)), rel=1e-9)
     assert r.flagged and r.total == 10_000
     assert r.message == ("Sample ratio mismatch: A 5,210 vs B 4,790 assignments where 50/50 was configured "
-                         "(chi-square p=0.00003); the split is broken, so no result below can be trusted.")
+                         "(chi-square p=2.7e-05); the split is broken, so no result below can be trusted.")
 
 
 def test_srm_accepts_a_split_within_chance():

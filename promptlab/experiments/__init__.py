@@ -38,7 +38,8 @@ from .evaluators import evaluator_spec, rebuild_evaluator
 from .runner import Cell, Runner, RunStats, cells_to_run, check_options, plan_cells, split_row, validate_shard
 from .summary import ExperimentRun
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:
+    from .online import OnlineResults  # pragma: no cover
     from ..lab import Lab
 
 __all__ = ["Experiments", "Experiment", "Variant", "ExperimentRun", "RunStats", "assign_variant",
@@ -244,6 +245,24 @@ class Experiments:
             files=options.get("files"), messages=options.get("messages"),
             streaming=options.get("streaming", False), experiment=exp.guid, variant=chosen.label)
         return call, options.get("async_mode", False)
+
+    def results(self, experiment: str | Experiment, *, baseline: str | None = None, alpha: float = 0.05,
+                min_n: int = 10) -> "OnlineResults":
+        """The online experiment's results so far, safe to read at any time: assignments per
+        variant, a sample-ratio-mismatch check against the configured split (shown first when it
+        fires), and each challenger's positive-rating rate against the baseline with an
+        always-valid p-value and confidence sequence (looking often does not inflate false
+        positives).
+
+        >>> print(lab.experiments.results("support-tone"))  # doctest: +SKIP
+        No significant difference yet: positive rate B 61% vs A 58%, ...; always-valid p=0.8; ...
+        """
+        from .online import online_results
+
+        exp = self.get(experiment)
+        outcomes = self._lab.store.online_outcomes(exp.guid)
+        return online_results(exp.name, outcomes, {v.label: v.weight for v in exp.variants}, baseline=baseline,
+                              alpha=alpha, min_n=min_n)
 
     # offline --------------------------------------------------------------------------------
 

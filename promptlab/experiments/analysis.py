@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidInputError
 from . import stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,7 +186,7 @@ def verdict_text(c: Comparison) -> str:
     if not c.enough:
         units = "rows" if c.unit == "rows" else f"{c.unit} groups"
         need = f"at least {c.min_n} {units}"
-        if c.needed_units:
+        if c.needed_units and c.needed_units > c.min_n:
             need += f" (about {c.needed_units} for 80% power at the difference seen)"
         return (f"{note}Not enough data on {what}: {c.basis}; comparing {c.challenger} with {c.baseline} "
                 f"needs {need} with data for both before drawing conclusions.")
@@ -194,7 +194,30 @@ def verdict_text(c: Comparison) -> str:
         claim = f"{c.winner} is preferred" if c.kind == "preference" else f"{c.winner} is better on {what}"
     else:
         claim = f"No significant difference on {what}"
-    return f"{note}{claim}: {_effect(c)}; {c.p_text}; {c.basis}."
+    text = f"{note}{claim}: {_effect(c)}; {c.p_text}; {c.basis}."
+    if c.winner is None and c.needed_units and c.needed_units > c.n_units:
+        units = "rows" if c.unit == "rows" else f"{c.unit} groups"
+        text += (f" If the difference seen is real, about {c.needed_units} {units} would show it "
+                 f"(80% power): {c.needed_units - c.n_units} more.")
+    return text
+
+
+# -- planning: how many units would settle it ---------------------------------------------------------
+
+
+def plan_units(design: str, alpha: float, power: float = 0.8, **parameters: Any):
+    """The sample-size planner's plan for the difference seen, or None when there is none to
+    plan for (no difference, a degenerate pilot)."""
+    from .planning import sample_size
+
+    try:
+        return sample_size(design, alpha=alpha, power=power, **parameters)
+    except (ConfigError, InvalidInputError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
+def _needed(plan: Any) -> int | None:
+    return None if plan is None else int(plan.n)
 
 
 # -- unit-level tables -----------------------------------------------------------------------------------
@@ -221,7 +244,8 @@ def unit_means(obs: Observations, label: str) -> "pd.DataFrame":
 
 
 def compare(obs: Observations, baseline: str, challenger: str, *, unit: str = "rows", alpha: float = 0.05,
-            min_n: int = 10, paired: bool = True, n_boot: int = 2000, seed: int = 0) -> Comparison:
+            min_n: int = 10, paired: bool = True, n_boot: int = 2000, seed: int = 0, plan: bool = True,
+            plan_power: float = 0.8) -> Comparison:
     """Compare two variants on one metric's observations (see the module docstring)."""
     a, b = unit_means(obs, baseline), unit_means(obs, challenger)
     confidence = 1 - alpha
@@ -241,7 +265,13 @@ def compare(obs: Observations, baseline: str, challenger: str, *, unit: str = "r
             test, p = "exact McNemar", stats.mcnemar_test(wins_a, wins_b).p_value
         else:
             test, p = "Wilcoxon signed-rank", stats.wilcoxon_test(d).p_value
-        return Comparison(design="paired", n_units=n_units, n_outputs=n_outputs,
+        needed = None
+        if plan and n_units >= 2 and (p >= alpha or n_units < min_n) and np.any(d != 0):
+            plan_ = (plan_units("paired_binary", alpha, plan_power, discordant=(wins_a + wins_b) / n_units,
+                                difference=float(d.mean())) if binary_units
+                     else plan_units("paired_continuous", alpha, plan_power, pilot=d))
+            needed = _needed(plan_)
+        return Comparison(design="paired", n_units=n_units, n_outputs=n_outputs, needed_units=needed,
                           baseline_value=float(xa.mean()) if n_units else None,
                           challenger_value=float(xb.mean()) if n_units else None,
                           difference=float(d.mean()) if n_units else None, interval=interval, test=test,
@@ -265,7 +295,8 @@ def compare(obs: Observations, baseline: str, challenger: str, *, unit: str = "r
 
 
 def compare_preferences(prefs: Sequence[tuple[Any, str, str]], baseline: str, challenger: str, *,
-                        unit: str = "rows", alpha: float = 0.05, min_n: int = 10) -> Comparison:
+                        unit: str = "rows", alpha: float = 0.05, min_n: int = 10,
+                        plan_power: float = 0.8) -> Comparison:
     """``prefs``: (unit, winner label or "tie", loser label or "tie") of human pairwise choices
     between the two variants. A unit's choices are netted: it is decisive when one side won more."""
     net: dict[Any, int] = {}
@@ -279,6 +310,10 @@ def compare_preferences(prefs: Sequence[tuple[Any, str, str]], baseline: str, ch
     decisive = wins_a + wins_b
     result = stats.sign_test(wins_a, wins_b)
     interval = stats.wilson_interval(wins_b, decisive, 1 - alpha)
+    needed = None
+    if decisive and wins_a != wins_b and (result.p_value >= alpha or decisive < min_n):
+        needed = _needed(plan_units("preference", alpha, plan_power, win_share=wins_b / decisive,
+                                    tie_share=min(ties / len(net), 0.95)))
     return Comparison(metric="preference", kind="preference", design="paired", baseline=baseline,
                       challenger=challenger, unit=unit, n_units=len(net), n_outputs=n,
                       baseline_value=wins_a / decisive if decisive else None,
@@ -286,7 +321,7 @@ def compare_preferences(prefs: Sequence[tuple[Any, str, str]], baseline: str, ch
                       difference=wins_b / decisive if decisive else None, interval=interval, test="sign test",
                       p_value=result.p_value, p_adjusted=None, primary=False, higher_is_better=True,
                       alpha=alpha, min_n=min_n, enough=decisive >= min_n, wins_baseline=wins_a,
-                      wins_challenger=wins_b, ties=ties)
+                      wins_challenger=wins_b, ties=ties, needed_units=needed)
 
 
 # -- families ----------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import stats as _sp
 
 from promptlab.errors import ConfigError, InvalidInputError
+from promptlab.experiments.stats import format_p
 
 __all__ = [
     "DEFAULT_TAU",
@@ -226,20 +227,6 @@ def always_valid_proportions(successes_a: int, n_a: int, successes_b: int, n_b: 
 # --------------------------------------------------------------------------- sample ratio mismatch
 
 
-def _fmt_srm_p(p: float, threshold: float) -> str:
-    # Small p-values are the point of the message, so they are written out ("p=0.00003") rather
-    # than floored at "p<0.001"; as in stats.format_p, rounding never carries p across the
-    # threshold in the text.
-    if p < 1e-6:
-        return "p<0.000001"
-    digits = 2 if p >= 0.001 else 1
-    text = np.format_float_positional(p, precision=digits, fractional=False, trim="-")
-    while (float(text) < threshold) != (p < threshold) and digits < 6:
-        digits += 1
-        text = np.format_float_positional(p, precision=digits, fractional=False, trim="-")
-    return f"p={text}"
-
-
 def _fmt_split(weights: Mapping[str, float]) -> str:
     return "/".join(f"{round(100 * w, 1):g}" for w in weights.values())
 
@@ -256,7 +243,7 @@ def sample_ratio_mismatch(counts: Mapping[str, int], weights: Mapping[str, float
     configured is an error. No assignments at all is nothing to check, so not flagged.
 
     >>> print(sample_ratio_mismatch({"A": 5210, "B": 4790}, {"A": 1, "B": 1}).message)
-    Sample ratio mismatch: A 5,210 vs B 4,790 assignments where 50/50 was configured (chi-square p=0.00003); the split is broken, so no result below can be trusted.
+    Sample ratio mismatch: A 5,210 vs B 4,790 assignments where 50/50 was configured (chi-square p=2.7e-05); the split is broken, so no result below can be trusted.
     """
     if not isinstance(weights, Mapping) or len(weights) < 2:
         raise ConfigError(f"weights must map at least two variant labels to weights, got {weights!r}")
@@ -295,7 +282,7 @@ def sample_ratio_mismatch(counts: Mapping[str, int], weights: Mapping[str, float
     res = _sp.chisquare(list(obs.values()), f_exp=list(expected.values()))
     stat, p = float(res.statistic), float(res.pvalue)
     flagged = p < threshold
-    p_text = _fmt_srm_p(p, threshold)
+    p_text = format_p(p, threshold)  # promptlab's one p-value format
     if flagged:
         message = (f"Sample ratio mismatch: {listed} assignments where {split} was configured "
                    f"(chi-square {p_text}); the split is broken, so no result below can be trusted.")

@@ -20,6 +20,8 @@ from .analysis import COST_METRICS, Analysis, Comparison, Observations, compare,
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from .ranking import Ranking
+
     from ..lab import Lab
 
 PASS_THRESHOLD = 0.5
@@ -263,7 +265,7 @@ def analyze(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]
             ratings: Mapping[str, str], scores: Mapping[str, Mapping[str, float | None]],
             preferences: Sequence[Mapping[str, Any]], *, baseline: str | None = None,
             primary: str | None = None, metrics: Sequence[str] | None = None, cluster: str | None = None,
-            alpha: float = 0.05, min_n: int = 10, paired: bool = True) -> Analysis:
+            alpha: float = 0.05, min_n: int = 10, paired: bool = True, plan_power: float = 0.8) -> Analysis:
     """Every challenger against the baseline on every metric, at the unit level, Holm-corrected."""
     alpha = stats.check_probability(alpha, "alpha")
     if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1:
@@ -289,9 +291,11 @@ def analyze(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]
         for challenger in challengers:
             if metric == "preference":
                 c = compare_preferences(preference_units(cells, preferences, unit_of, baseline, challenger),
-                                        baseline, challenger, unit=unit, alpha=alpha, min_n=min_n)
+                                        baseline, challenger, unit=unit, alpha=alpha, min_n=min_n,
+                                        plan_power=plan_power)
             else:
-                c = compare(obs, baseline, challenger, unit=unit, alpha=alpha, min_n=min_n, paired=paired)
+                c = compare(obs, baseline, challenger, unit=unit, alpha=alpha, min_n=min_n, paired=paired,
+                            plan_power=plan_power)
             note = " ".join(notes[label] for label in (baseline, challenger) if label in notes) or None
             comparisons.append(replace(c, note=note) if note else c)
     return Analysis(primary_metric=primary, baseline=baseline, comparisons=correct(comparisons, primary),
@@ -396,7 +400,7 @@ class ExperimentRun:
 
     def analysis(self, *, baseline: str | None = None, primary: str | None = None,
                  metrics: Sequence[str] | None = None, cluster: str | None = None, alpha: float = 0.05,
-                 min_n: int = 10) -> Analysis:
+                 min_n: int = 10, plan_power: float = 0.8) -> Analysis:
         """Every challenger against the baseline (default: the first variant) on every metric
         with data (ratings, preferences, evaluators, latency, cost), with the dataset row (or
         ``cluster``'s value) as the unit: repeats are averaged within their row before paired
@@ -414,7 +418,64 @@ class ExperimentRun:
                        baseline=baseline if baseline is not None else recorded.get("baseline"),
                        primary=primary if primary is not None else recorded.get("primary"),
                        metrics=metrics, cluster=cluster if cluster is not None else recorded.get("cluster"),
-                       alpha=alpha, min_n=min_n)
+                       alpha=alpha, min_n=min_n, plan_power=plan_power)
+
+    def ranking(self, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> "Ranking":
+        """Bradley-Terry ranking of every variant from the human side-by-side preferences, with
+        bootstrap intervals that resample dataset rows (a row's several choices are not independent
+        evidence). ``pl.charts.leaderboard(run)`` draws it.
+
+        >>> run.ranking().table[["rank", "p_beats_average", "wins", "losses"]]  # doctest: +SKIP
+        """
+        from .ranking import bradley_terry
+
+        cells = self._lab.store.run_cells(self.guid)
+        where = {c["generation_guid"]: (c["variant"], c["row_index"]) for c in cells if c["generation_guid"]}
+        comparisons = []
+        for pref in self._lab.store.run_preferences(self.guid):
+            first, second = where.get(pref["generation_a"]), where.get(pref["generation_b"])
+            if first is None or second is None or first[0] == second[0]:
+                continue
+            if pref["winner"] == "tie":
+                comparisons.append({"winner": first[0], "loser": second[0], "tie": True, "row": first[1]})
+            else:
+                winner, loser = (first, second) if pref["winner"] == "a" else (second, first)
+                comparisons.append({"winner": winner[0], "loser": loser[0], "tie": False, "row": first[1]})
+        if not comparisons:
+            raise ConfigError("no side-by-side preferences between variants of this run yet: rate pairs with "
+                              "pl.widgets.compare(lab, run) or lab.feedback.prefer(a, b, winner=...)")
+        return bradley_terry(comparisons, self.labels, cluster="row", n_boot=n_boot, confidence=confidence,
+                             seed=seed)
+
+    def power(self, metric: str | None = None, *, power: float = 0.8, alpha: float = 0.05,
+              baseline: str | None = None, cluster: str | None = None) -> "pd.DataFrame":
+        """After a pilot: for each challenger on ``metric`` (default: the primary one), the units
+        (rows) that would detect the difference seen with this ``power``, and how many more that
+        is. Uses the sample-size planner (``pl.stats.sample_size``) on this run's own per-row
+        data: discordant share and difference (binary), per-row differences (scores), win and tie
+        shares (preferences). ``needed`` is empty when there is no difference to plan for.
+
+        >>> run.power()  # doctest: +SKIP
+           metric challenger  rows  needed  more  outcome
+        0  rating          B    12     174   162  inconclusive
+        """
+        import pandas as pd
+
+        stats.check_probability(power, "power")
+        recorded = self.config.get("analysis") or {}
+        analysis = self.analysis(baseline=baseline, cluster=cluster, alpha=alpha, min_n=1, plan_power=power,
+                                 metrics=[] if metric is None or metric == recorded.get("primary") else [metric])
+        metric = metric or analysis.primary_metric
+        records = []
+        for c in analysis.comparisons:
+            if c.metric != metric:
+                continue
+            records.append({"metric": c.metric, "challenger": c.challenger, "units": c.n_units,
+                            "needed": c.needed_units,
+                            "more": None if c.needed_units is None else max(0, c.needed_units - c.n_units),
+                            "difference": c.difference, "p_value": c.p_value, "outcome": c.outcome})
+        return pd.DataFrame(records, columns=["metric", "challenger", "units", "needed", "more", "difference",
+                                              "p_value", "outcome"])
 
     def significance(self, metric: str | None = None, a: str | None = None, b: str | None = None,
                      alpha: float = 0.05, min_n: int = 10, *, primary: str | None = None,

@@ -323,6 +323,22 @@ class ExperimentSQL:
         with self.read() as conn:
             return [as_dict(r) for r in conn.execute(query)]
 
+    def online_outcomes(self, experiment_guid: str) -> list[dict[str, Any]]:
+        """Every online generation of an experiment (not an offline run's): its variant, user,
+        status and latest human rating (None when unrated), oldest first."""
+        g = t.generations
+        feedback = t.metadata.tables["feedback"]
+        latest = (sa.select(feedback.c.rating).where(feedback.c.generation_guid == g.c.guid,
+                                                      feedback.c.rating.is_not(None),
+                                                      feedback.c.source == "human")
+                  .order_by(feedback.c.created_at.desc()).limit(1).correlate(g).scalar_subquery())
+        query = (sa.select(g.c.guid, g.c.variant, g.c.ext_user_id, g.c.status, g.c.created_at,
+                           latest.label("rating"))
+                 .where(g.c.experiment_guid == experiment_guid, g.c.run_guid.is_(None))
+                 .order_by(g.c.created_at))
+        with self.read() as conn:
+            return [as_dict(r) for r in conn.execute(query)]
+
     def run_preferences(self, run_guid: str) -> list[dict[str, Any]]:
         preferences = t.metadata.tables.get("preferences")
         if preferences is None:
