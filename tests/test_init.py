@@ -9,7 +9,7 @@ import promptlab as pl
 
 PUBLIC = [
     "__version__", "Lab", "Action", "Generation", "TokenStream", "Session", "Template", "ChatTemplate",
-    "ProviderRegistry", "image_part", "charts", "widgets", "evaluators", "write_report",
+    "ProviderRegistry", "image_part", "charts", "stats", "widgets", "evaluators", "write_report",
     "format_search_results", "Flow",
     "PromptlabError", "TemplateError", "MissingVariablesError", "TemplateSyntaxError",
     "SandboxViolationError", "ConfigError", "InvalidInputError", "NotFoundError", "StoreError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -173,12 +173,122 @@ def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings
     return pd.DataFrame(records).set_index("variant")
 
 
-def _unit_of(rows: Sequence[Mapping[str, Any]], cluster: str | None) -> tuple[dict[int, Any], str]:
-    """row index -> its unit: the row itself, or the value of the ``cluster`` column."""
+CELL_COLUMNS = ["row_index", "variant", "repeat", "status", "latency_ms", "cost_usd", "cached"]
+FEEDBACK_COLUMNS = ["row_index", "variant", "repeat", "evaluator", "score", "rating", "source"]
+
+
+@dataclass
+class Outcomes:
+    """What an analysis reads, as columns: one row per cell (``CELL_COLUMNS``), one per feedback
+    row on a succeeded cell (``FEEDBACK_COLUMNS``, oldest first), the human preferences as
+    ``(row_index, first variant, second variant, winner "a"|"b"|"tie")``, and notes on variants
+    whose every cell failed."""
+
+    cells: "pd.DataFrame"
+    feedback: "pd.DataFrame"
+    preferences: list[tuple[int, str, str, str]]
+    failed_notes: dict[str, str]
+    available: list[str] | None = None  # set when only some metrics were read (from the store's catalog)
+    known_evaluators: list[str] | None = None
+
+    @classmethod
+    def from_records(cls, cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str],
+                     scores: Mapping[str, Mapping[str, float | None]],
+                     preferences: Sequence[Mapping[str, Any]] = ()) -> "Outcomes":
+        """From cell dicts (``run_cells``), guid -> latest rating, guid -> {evaluator: score}."""
+        import pandas as pd
+
+        frame = pd.DataFrame([{k: c.get(k) for k in CELL_COLUMNS} for c in cells], columns=CELL_COLUMNS)
+        rows = []
+        for c in cells:
+            if c["status"] != "done":
+                continue
+            key = (c["row_index"], c["variant"], c.get("repeat", 0))
+            if c["generation_guid"] in ratings:
+                rows.append((*key, None, None, ratings[c["generation_guid"]], "human"))
+            for name, value in (scores.get(c["generation_guid"]) or {}).items():
+                rows.append((*key, name, value, None, "evaluator"))
+        return cls(frame, pd.DataFrame(rows, columns=FEEDBACK_COLUMNS),
+                   _preference_pairs(cells, preferences), _failed_notes(cells))
+
+    @classmethod
+    def from_store(cls, store: Any, run_guid: str, metrics: Sequence[str] | None = None,
+                   catalog: Mapping[str, Any] | None = None) -> "Outcomes":
+        """Read a run's outcomes; with ``metrics``, only what those metrics need (a verdict on one
+        evaluator of a 100,000-row run reads that evaluator's scores, not every cell)."""
+        import pandas as pd
+
+        if catalog is None:
+            record = store.get_run(run_guid)
+            catalog = store.run_outcome_catalog(run_guid, recorded_evaluator_names(record["config"]))
+        wanted = set(catalog_metrics(catalog, store.run_preferences(run_guid)) if metrics is None else metrics)
+        evaluators = [m for m in catalog["evaluators"] if m in wanted]
+        cells, feedback = store.run_outcome_columns(run_guid, cells=bool(wanted & set(COST_METRICS)),
+                                                    ratings="rating" in wanted, evaluators=evaluators)
+        preferences = store.run_preferences(run_guid) if "preference" in wanted else []
+        failed = {}
+        missing = sorted(set(catalog["variants"]) - set(catalog["done_variants"]))
+        if missing:
+            groups = store.run_error_groups(run_guid)
+            for label in missing:
+                causes = "; ".join(f"{g['count']} x {g['error_type'] or 'Error'}: {_clip(g['example'] or '')}"
+                                   for g in groups if g["variant"] == label)
+                failed[label] = f"Every cell of {label} failed ({causes}); see run.errors()."
+        pairs = _preference_pairs(store.run_cells(run_guid), preferences) if preferences else []
+        outcomes = cls(pd.DataFrame(cells, columns=CELL_COLUMNS), pd.DataFrame(feedback, columns=FEEDBACK_COLUMNS),
+                       pairs, failed)
+        outcomes.available = catalog_metrics(catalog, preferences if "preference" in wanted
+                                             else store.run_preferences(run_guid))
+        outcomes.known_evaluators = list(catalog["evaluators"])
+        return outcomes
+
+    def ratings(self) -> "pd.DataFrame":
+        """The latest human rating of each output: row_index, variant, value (1 positive, 0 not)."""
+        f = self.feedback
+        human = f[(f.source == "human") & f.rating.notna()]
+        latest = human.drop_duplicates(["row_index", "variant", "repeat"], keep="last")
+        return latest.assign(value=(latest.rating == "Positive").astype(float))
+
+    def scores(self, evaluator: str | None = None) -> "pd.DataFrame":
+        f = self.feedback
+        mine = f[(f.source == "evaluator") & f.score.notna() & f.evaluator.notna()]
+        if evaluator is not None:
+            mine = mine[mine.evaluator == evaluator]
+        latest = mine.drop_duplicates(["row_index", "variant", "repeat", "evaluator"], keep="last")
+        return latest.assign(value=latest.score.astype(float))
+
+    def evaluator_names(self) -> list[str]:
+        if self.known_evaluators is not None:
+            return list(self.known_evaluators)
+        f = self.feedback
+        return sorted(f.loc[(f.source == "evaluator") & f.evaluator.notna(), "evaluator"].unique())
+
+
+def _preference_pairs(cells: Sequence[Mapping[str, Any]],
+                      preferences: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str, str]]:
+    where = {c["generation_guid"]: (c["variant"], c["row_index"]) for c in cells if c.get("generation_guid")}
+    pairs = []
+    for pref in preferences:
+        first, second = where.get(pref["generation_a"]), where.get(pref["generation_b"])
+        if first is not None and second is not None and first[0] != second[0]:
+            pairs.append((first[1], first[0], second[0], pref["winner"]))
+    return pairs
+
+
+def _failed_notes(cells: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    notes = {}
+    for label in dict.fromkeys(c["variant"] for c in cells):
+        if note := _failure_note(cells, [label]):
+            notes[label] = note
+    return notes
+
+
+def _unit_map(rows: Sequence[Mapping[str, Any]] | None, cluster: str | None) -> tuple[dict[int, Any] | None, str]:
+    """row index -> its unit (the value of the ``cluster`` column); None when the row is the unit."""
     if cluster is None:
-        return {r["row_index"]: r["row_index"] for r in rows}, "rows"
+        return None, "rows"
     units = {}
-    for r in rows:
+    for r in rows or ():
         data = r.get("input") if isinstance(r.get("input"), Mapping) else {}
         if cluster not in data:
             columns = sorted(data) if data else []
@@ -189,68 +299,71 @@ def _unit_of(rows: Sequence[Mapping[str, Any]], cluster: str | None) -> tuple[di
     return units, cluster
 
 
-def observations(cells: Sequence[Mapping[str, Any]], unit_of: Mapping[int, Any], metric: str,
-                 ratings: Mapping[str, str], scores: Mapping[str, Mapping[str, float | None]]) -> Observations:
+def observations(outcomes: Outcomes, metric: str, unit_of: Mapping[int, Any] | None) -> Observations:
     """Every succeeded output's value of ``metric`` with its unit and variant."""
-    units, variants, values = [], [], []
-    for cell in cells:
-        if cell["status"] != "done":
-            continue
-        guid = cell["generation_guid"]
-        if metric == "rating":
-            rating = ratings.get(guid)
-            value = None if rating is None else float(rating == "Positive")
-        elif metric == "latency_ms":
-            value = None if cell["cached"] else cell["latency_ms"]
-        elif metric == "cost_usd":
-            value = cell["cost_usd"]
-        else:
-            value = (scores.get(guid) or {}).get(metric)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        units.append(unit_of.get(cell["row_index"], cell["row_index"]))
-        variants.append(cell["variant"])
-        values.append(float(value))
-    array = np.asarray(values, dtype=float)
-    binary = metric == "rating" or (metric not in COST_METRICS and bool(np.all((array == 0) | (array == 1))))
-    return Observations(metric=metric, kind="binary" if binary else "continuous",
-                        units=np.asarray(units, dtype=object), variants=np.asarray(variants, dtype=object),
-                        values=array, higher_is_better=metric not in COST_METRICS)
+    cells = outcomes.cells
+    if metric == "rating":
+        frame = outcomes.ratings()
+    elif metric == "latency_ms":
+        frame = cells[(cells.status == "done") & (cells.cached.fillna(0) == 0) & cells.latency_ms.notna()]
+        frame = frame.assign(value=frame.latency_ms.astype(float))
+    elif metric == "cost_usd":
+        frame = cells[(cells.status == "done") & cells.cost_usd.notna()]
+        frame = frame.assign(value=frame.cost_usd.astype(float))
+    else:
+        frame = outcomes.scores(metric)
+    frame = frame[np.isfinite(frame.value.to_numpy(float))]
+    values = frame.value.to_numpy(float)
+    rows = frame.row_index.to_numpy()
+    units = rows if unit_of is None else np.asarray([unit_of.get(r, r) for r in rows], dtype=object)
+    binary = metric == "rating" or (metric not in COST_METRICS and bool(np.all((values == 0) | (values == 1))))
+    return Observations(metric=metric, kind="binary" if binary else "continuous", units=units,
+                        variants=frame.variant.to_numpy(dtype=object), values=values,
+                        higher_is_better=metric not in COST_METRICS)
 
 
-def preference_units(cells: Sequence[Mapping[str, Any]], preferences: Sequence[Mapping[str, Any]],
-                     unit_of: Mapping[int, Any], baseline: str, challenger: str) -> list[tuple[Any, str, str]]:
+def preference_units(outcomes: Outcomes, unit_of: Mapping[int, Any] | None, baseline: str,
+                     challenger: str) -> list[tuple[Any, str, str]]:
     """(unit, winner, loser) of each human preference between the two variants' outputs."""
-    where = {c["generation_guid"]: (c["variant"], c["row_index"]) for c in cells if c["generation_guid"]}
     out = []
-    for pref in preferences:
-        first, second = where.get(pref["generation_a"]), where.get(pref["generation_b"])
-        if first is None or second is None or {first[0], second[0]} != {baseline, challenger}:
+    for row, first, second, winner in outcomes.preferences:
+        if {first, second} != {baseline, challenger}:
             continue
-        unit = unit_of.get(first[1], first[1])
-        if pref["winner"] == "tie":
+        unit = row if unit_of is None else unit_of.get(row, row)
+        if winner == "tie":
             out.append((unit, "tie", "tie"))
         else:
-            winner, loser = (first, second) if pref["winner"] == "a" else (second, first)
-            out.append((unit, winner[0], loser[0]))
+            out.append((unit, *((first, second) if winner == "a" else (second, first))))
     return out
 
 
-def available_metrics(cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str],
-                      scores: Mapping[str, Mapping[str, float | None]],
-                      preferences: Sequence[Mapping[str, Any]]) -> list[str]:
+def recorded_evaluator_names(config: Mapping[str, Any]) -> list[str]:
+    """The evaluators a run recorded when it started (their scores come with its cells)."""
+    return [item["name"] if isinstance(item, Mapping) else str(item) for item in config.get("evaluators") or []]
+
+
+def catalog_metrics(catalog: Mapping[str, Any], preferences: Sequence[Any]) -> list[str]:
+    """``available_metrics`` from the store's catalog of a run."""
+    return ((["rating"] if catalog["ratings"] else []) + (["preference"] if preferences else [])
+            + list(catalog["evaluators"]) + (["latency_ms"] if catalog["latency"] else [])
+            + (["cost_usd"] if catalog["cost"] else []))
+
+
+def available_metrics(outcomes: Outcomes) -> list[str]:
     """The metrics a run has data for, quality first: ratings, preferences, evaluators, latency, cost."""
-    guids = {c["generation_guid"] for c in cells if c["status"] == "done"}
+    if outcomes.available is not None:
+        return list(outcomes.available)
     metrics = []
-    if any(g in ratings for g in guids):
+    if len(outcomes.ratings()):
         metrics.append("rating")
-    if preferences:
+    if outcomes.preferences:
         metrics.append("preference")
-    metrics += sorted({name for g in guids for name in (scores.get(g) or {})})
-    done = [c for c in cells if c["status"] == "done"]
-    if any(not c["cached"] and c["latency_ms"] is not None for c in done):
+    metrics += outcomes.evaluator_names()
+    cells = outcomes.cells
+    done = cells[cells.status == "done"]
+    if (done.latency_ms.notna() & (done.cached.fillna(0) == 0)).any():
         metrics.append("latency_ms")
-    if any(c["cost_usd"] for c in done):
+    if (done.cost_usd.fillna(0) > 0).any():
         metrics.append("cost_usd")
     return metrics
 
@@ -261,12 +374,17 @@ def default_primary(metrics: Sequence[str]) -> str:
     return quality[0] if quality else "rating"
 
 
-def analyze(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], labels: Sequence[str],
-            ratings: Mapping[str, str], scores: Mapping[str, Mapping[str, float | None]],
-            preferences: Sequence[Mapping[str, Any]], *, baseline: str | None = None,
+def analyze(cells: Sequence[Mapping[str, Any]] | Outcomes, rows: Sequence[Mapping[str, Any]] | None,
+            labels: Sequence[str], ratings: Mapping[str, str] | None = None,
+            scores: Mapping[str, Mapping[str, float | None]] | None = None,
+            preferences: Sequence[Mapping[str, Any]] = (), *, baseline: str | None = None,
             primary: str | None = None, metrics: Sequence[str] | None = None, cluster: str | None = None,
             alpha: float = 0.05, min_n: int = 10, paired: bool = True, plan_power: float = 0.8) -> Analysis:
-    """Every challenger against the baseline on every metric, at the unit level, Holm-corrected."""
+    """Every challenger against the baseline on every metric, at the unit level, Holm-corrected.
+    ``cells``: an :class:`Outcomes`, or cell dicts with ``ratings``/``scores``/``preferences``;
+    ``rows`` (the run's rows) are read only for ``cluster``."""
+    outcomes = cells if isinstance(cells, Outcomes) else Outcomes.from_records(cells, ratings or {}, scores or {},
+                                                                               preferences)
     alpha = stats.check_probability(alpha, "alpha")
     if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1:
         raise ConfigError(f"min_n must be a positive whole number, got {min_n!r}")
@@ -274,23 +392,24 @@ def analyze(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]
     if baseline not in labels:
         raise ConfigError(f"baseline {baseline!r} is not a variant of this run (variants: {list(labels)})")
     challengers = [label for label in labels if label != baseline]
-    have = available_metrics(cells, ratings, scores, preferences)
+    have = available_metrics(outcomes)
     primary = default_primary(have) if primary is None else primary
-    known = {"rating", "preference", *COST_METRICS, *(n for s in scores.values() for n in s)}
+    evaluators = outcomes.evaluator_names()
+    known = {"rating", "preference", *COST_METRICS, *evaluators}
     for name in [primary, *(metrics or [])]:
         if name not in known:
             raise ConfigError(f"unknown metric {name!r}: use 'rating', 'preference', 'latency_ms', 'cost_usd' "
-                              f"or an evaluator of this run ({sorted(known - {'rating', 'preference', *COST_METRICS})})")
+                              f"or an evaluator of this run ({evaluators})")
     chosen = list(metrics) if metrics is not None else have
     chosen = [primary] + [m for m in chosen if m != primary]
-    unit_of, unit = _unit_of(rows, cluster)
-    notes = {label: note for label in labels if (note := _failure_note(cells, [label]))}
+    unit_of, unit = _unit_map(rows, cluster)
+    notes = outcomes.failed_notes
     comparisons = []
     for metric in chosen:
-        obs = None if metric == "preference" else observations(cells, unit_of, metric, ratings, scores)
+        obs = None if metric == "preference" else observations(outcomes, metric, unit_of)
         for challenger in challengers:
             if metric == "preference":
-                c = compare_preferences(preference_units(cells, preferences, unit_of, baseline, challenger),
+                c = compare_preferences(preference_units(outcomes, unit_of, baseline, challenger),
                                         baseline, challenger, unit=unit, alpha=alpha, min_n=min_n,
                                         plan_power=plan_power)
             else:
@@ -413,12 +532,19 @@ class ExperimentRun:
         'B is better on positive rate: ... exact McNemar p=0.003; based on 40 rows (200 outputs).'
         """
         recorded = self.config.get("analysis") or {}
-        cells, ratings, scores, preferences = self._inputs()
-        return analyze(cells, self._lab.store.run_rows(self.guid), self.labels, ratings, scores, preferences,
+        cluster = cluster if cluster is not None else recorded.get("cluster")
+        rows = self._lab.store.run_rows(self.guid) if cluster is not None else None
+        primary = primary if primary is not None else recorded.get("primary")
+        store = self._lab.store
+        catalog = store.run_outcome_catalog(self.guid, recorded_evaluator_names(self.config))
+        wanted = None
+        if metrics is not None:  # read only what is analysed
+            first = primary or default_primary(catalog_metrics(catalog, store.run_preferences(self.guid)))
+            wanted = [first, *metrics]
+        return analyze(Outcomes.from_store(store, self.guid, wanted, catalog), rows, self.labels,
                        baseline=baseline if baseline is not None else recorded.get("baseline"),
-                       primary=primary if primary is not None else recorded.get("primary"),
-                       metrics=metrics, cluster=cluster if cluster is not None else recorded.get("cluster"),
-                       alpha=alpha, min_n=min_n, plan_power=plan_power)
+                       primary=primary, metrics=metrics, cluster=cluster, alpha=alpha, min_n=min_n,
+                       plan_power=plan_power)
 
     def ranking(self, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> "Ranking":
         """Bradley-Terry ranking of every variant from the human side-by-side preferences, with
