@@ -1,7 +1,7 @@
 """How long ``run.significance()`` and ``run.analysis()`` take on a large run.
 
 A run of N rows x 2 variants is written straight into a SQLite store (generations, cells and one
-pass/fail evaluator score each: what the runner writes, without calling a model), then timed:
+pass/fail and one continuous evaluator score each: what the runner writes, without calling a model), then timed:
 
 - ``run.cells()``: reading the run's cells, the floor any analysis pays (the baseline);
 - ``run.significance()``: the primary metric's verdict (paired exact McNemar on the rows, seeded
@@ -29,7 +29,9 @@ def build(lab: pl.Lab, rows: int):
     lab.actions.create("a", prompt="{{q}}", model="sim:echo")
     lab.actions.create("b", prompt="B {{q}}", model="sim:echo")
     exp = lab.experiments.create("big", action_a="a", action_b="b")
-    run = lab.experiments.start(exp, ({"q": f"question {i}"} for i in range(rows)))
+    # The run records its evaluators as the runner does; the scores below are written under their names.
+    evaluators = [pl.evaluators.json_valid(), pl.evaluators.length(max_words=10)]
+    run = lab.experiments.start(exp, ({"q": f"question {i}"} for i in range(rows)), evaluators=evaluators)
     rnd = random.Random(1)
     now = utcnow()
     batch_generations, batch_cells, batch_scores = [], [], []
@@ -42,9 +44,9 @@ def build(lab: pl.Lab, rows: int):
                                           experiment_guid=exp.guid, variant=variant, repeat=0, created_at=now))
             batch_cells.append(dict(run_guid=run.guid, cell_key=f"{i}:{variant}:0", row_index=i, variant=variant,
                                     repeat=0, status="done", generation_guid=guid, updated_at=now))
-            batch_scores.append(feedback_row(guid, score=float(rnd.random() < share), evaluator="contains",
+            batch_scores.append(feedback_row(guid, score=float(rnd.random() < share), evaluator="json_valid",
                                              source="evaluator"))
-            batch_scores.append(feedback_row(guid, score=rnd.random(), evaluator="judge", source="evaluator"))
+            batch_scores.append(feedback_row(guid, score=rnd.random(), evaluator="length:words<=10", source="evaluator"))
         if len(batch_cells) >= 20_000 or i == rows - 1:
             lab.store.record_cells(batch_generations, batch_cells, batch_scores)
             batch_generations, batch_cells, batch_scores = [], [], []

@@ -106,7 +106,7 @@ class Comparison:
     def basis(self) -> str:
         unit = "rows" if self.unit == "rows" else f"{self.unit} groups"
         outputs = "preferences" if self.kind == "preference" else "outputs"
-        return f"based on {self.n_units} {unit} ({self.n_outputs} {outputs})"
+        return f"based on {self.n_units:,} {unit} ({self.n_outputs:,} {outputs})"
 
     @property
     def p_text(self) -> str:
@@ -143,8 +143,8 @@ def _pct(x: float) -> str:
     return f"{round(100 * x)}%"
 
 
-def _pts(x: float) -> str:
-    v = round(100 * x)
+def _pts(x: float, decimals: int = 0) -> str:
+    v = round(100 * x, decimals) if decimals else round(100 * x)
     return f"+{v}" if v > 0 else str(v)
 
 
@@ -171,8 +171,10 @@ def _effect(c: Comparison) -> str:
         return (f"{c.challenger} chosen on {c.wins_challenger} of {decisive} decisive {units} "
                 f"({_pct(c.difference or 0)}, {conf} {_pct(low)} to {_pct(high)}){tie}")
     if c.kind == "binary":
+        places = 1 if math.isfinite(high - low) and high - low < 0.04 else 0  # a narrow interval needs its decimal
         return (f"{c.challenger} {_pct(c.challenger_value or 0)} vs {c.baseline} {_pct(c.baseline_value or 0)}, "
-                f"difference {_pts(c.difference or 0)} pts ({conf} {_pts(low)} to {_pts(high)})")
+                f"difference {_pts(c.difference or 0, places)} pts ({conf} {_pts(low, places)} to "
+                f"{_pts(high, places)})")
     return (f"mean {c.challenger} {_num(c.challenger_value or 0, c.metric)} vs {c.baseline} "
             f"{_num(c.baseline_value or 0, c.metric)}, difference {_signed(c.difference or 0, c.metric)} "
             f"({conf} {_signed(low, c.metric)} to {_signed(high, c.metric)})")
