@@ -31,7 +31,6 @@ rows" after a pilot.
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
@@ -41,6 +40,7 @@ from scipy import special as _special
 from scipy import stats as _sp
 
 from promptlab.errors import ConfigError, InvalidInputError
+from promptlab.experiments.stats import check_count
 
 __all__ = ["DESIGNS", "Plan", "sample_size", "more_rows_needed"]
 
@@ -131,19 +131,7 @@ def _positive(value: Any, what: str) -> float:
     return x
 
 
-def _count(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{what} must be a whole number, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        if isinstance(value, float) and value.is_integer():
-            n = int(value)
-        else:
-            raise InvalidInputError(f"{what} must be a whole number, got {value!r}") from None
-    if n < 0:
-        raise InvalidInputError(f"{what} must not be negative, got {n}")
-    return n
+_count = check_count  # the house check (promptlab.experiments.stats)
 
 
 def _require(params: Mapping[str, Any], design: str, *names: str) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -34,7 +33,7 @@ import numpy as np
 from scipy import stats as _sp
 
 from promptlab.errors import ConfigError, InvalidInputError
-from promptlab.experiments.stats import format_p
+from promptlab.experiments.stats import check_count, check_probability, check_proportion, format_p
 
 __all__ = [
     "DEFAULT_TAU",
@@ -100,37 +99,10 @@ class SrmResult:
 # --------------------------------------------------------------------------- validation
 
 
-def _count(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{what} must be a whole number, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        if isinstance(value, float) and value.is_integer():
-            n = int(value)
-        else:
-            raise InvalidInputError(f"{what} must be a whole number, got {value!r}") from None
-    if n < 0:
-        raise InvalidInputError(f"{what} must not be negative, got {n}")
-    return n
-
-
-def _proportion(successes: Any, n: Any, what: str) -> tuple[int, int]:
-    s = _count(successes, f"{what} successes")
-    total = _count(n, f"{what} n")
-    if s > total:
-        raise InvalidInputError(f"{what}: successes ({s}) cannot exceed n ({total})")
-    return s, total
-
-
-def _probability(value: Any, what: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number strictly between 0 and 1, got {value!r}") from None
-    if not 0.0 < x < 1.0:
-        raise ConfigError(f"{what} must be strictly between 0 and 1, got {value!r}")
-    return x
+# The house checks (promptlab.experiments.stats): the same messages and error types everywhere.
+_count = check_count
+_proportion = check_proportion
+_probability = check_probability
 
 
 # --------------------------------------------------------------------------- mSPRT

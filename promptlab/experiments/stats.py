@@ -139,6 +139,16 @@ def _proportion(successes: Any, n: Any, what: str) -> tuple[int, int]:
     return s, total
 
 
+def check_count(value: Any, what: str) -> int:
+    """``value`` as a non-negative whole number, else an InvalidInputError naming ``what``."""
+    return _count(value, what)
+
+
+def check_proportion(successes: Any, n: Any, what: str) -> tuple[int, int]:
+    """``(successes, n)`` as counts with ``successes <= n``, else an InvalidInputError."""
+    return _proportion(successes, n, what)
+
+
 def check_probability(value: Any, what: str) -> float:
     """``value`` as a float strictly between 0 and 1, else a ConfigError naming ``what``."""
     return _probability(value, what)
