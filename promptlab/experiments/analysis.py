@@ -171,7 +171,7 @@ def _effect(c: Comparison) -> str:
         return (f"{c.challenger} chosen on {c.wins_challenger} of {decisive} decisive {units} "
                 f"({_pct(c.difference or 0)}, {conf} {_pct(low)} to {_pct(high)}){tie}")
     if c.kind == "binary":
-        places = 1 if math.isfinite(high - low) and high - low < 0.04 else 0  # a narrow interval needs its decimal
+        places = 1 if math.isfinite(high - low) and 0 < high - low < 0.04 else 0  # a narrow interval needs its decimal
         return (f"{c.challenger} {_pct(c.challenger_value or 0)} vs {c.baseline} {_pct(c.baseline_value or 0)}, "
                 f"difference {_pts(c.difference or 0, places)} pts ({conf} {_pts(low, places)} to "
                 f"{_pts(high, places)})")
