@@ -106,9 +106,12 @@ def online_results(experiment: str, outcomes: Sequence[Mapping[str, Any]], weigh
                    baseline: str | None = None, alpha: float = 0.05, min_n: int = 10,
                    tau: float | None = None) -> OnlineResults:
     """From the store's online outcomes (variant, rating) of an experiment with these weights."""
+    alpha = stats.check_probability(alpha, "alpha")
+    if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1:
+        raise ConfigError(f"min_n must be a positive whole number, got {min_n!r}")
     labels = list(weights)
     baseline = labels[0] if baseline is None else baseline
-    if baseline not in labels:
+    if not isinstance(baseline, str) or baseline not in labels:
         raise ConfigError(f"baseline {baseline!r} is not a variant (variants: {labels})")
     assignments = {label: 0 for label in labels}
     rated = {label: 0 for label in labels}
