@@ -28,7 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._files import read_yaml_mapping, validation_problems
-from .checks import items, version_or_none
+from ._twins import async_twin
+from .checks import items, one_of, user_id, version_or_none
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .generations import Generation
 from .providers.base import ChatRequest, Completion
@@ -185,6 +186,20 @@ def input_variables(action: Action, input: Any) -> tuple[dict[str, Any], str | N
     raise InvalidInputError(f"input must be a dict of variables or a string, not {type(input).__name__}")
 
 
+def request_input(input: Any, *, messages: Any = None, files: Any = None) -> Any:
+    """The input a call renders. An empty (or blank) string next to ``messages`` or ``files`` is
+    no input: the seed's multi-modal example sends ``"input": ""`` with its messages, and that
+    must not add an empty user message. The one rule for the Python API (the engine's planning)
+    and the gateway alike.
+
+    >>> request_input("", messages=[{"role": "user", "content": "What is in this image?"}]) is None
+    True
+    """
+    if isinstance(input, str) and not input.strip() and (messages or files):
+        return None
+    return input
+
+
 def _with_files(message: dict[str, Any], files: Sequence[Any]) -> dict[str, Any]:
     content = message["content"]
     if isinstance(content, list):
@@ -232,9 +247,10 @@ def build_turn(action: Action, variables: Mapping[str, Any], user_text: str | No
         new.extend(convert_messages(messages))
     if files:
         users = [i for i, m in enumerate(new) if m["role"] == "user"]
-        if not users:
-            raise InvalidInputError("files were given but there is no user message to attach them to")
-        new[users[-1]] = _with_files(new[users[-1]], files)
+        if users:
+            new[users[-1]] = _with_files(new[users[-1]], files)
+        else:  # no text this turn: the files are the user's message, without an empty text part
+            new.append({"role": "user", "content": user_message("", files)["content"][1:]})
     if not any(m["role"] == "user" for m in fixed + new):
         raise InvalidInputError(
             f"nothing to send: action {action.name!r} has no user prompt or user message and no input "
@@ -484,50 +500,113 @@ class Actions:
 
     # running ------------------------------------------------------------------------------
 
-    def get_action_prompt(self, action: str, input: Any = None, *, environment: str | None = None,
-                          version: int | str | None = None, session: str | None = None,
-                          metadata_filter: Mapping[str, Any] | None = None,
+    def get_action_prompt(self, action: str | None = None, input: Any = None, *,
+                          environment: str | None = None, version: int | str | None = None,
+                          session: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
                           files: Sequence[Any] | None = None,
-                          messages: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
-        """The fully formatted messages a call would send, without calling a model."""
-        resolved = self.get(action, version=version, environment=environment)
+                          messages: Sequence[Mapping[str, Any]] | None = None,
+                          experiment: str | None = None, experiment_guid: str | None = None,
+                          ext_user_id: str | None = None,
+                          extUserId: str | None = None) -> list[dict[str, Any]]:  # noqa: N803
+        """The fully formatted messages a call would send, without calling a model.
+
+        ``experiment`` (or the seed's ``experiment_guid``): the prompt of the variant the
+        experiment assigns to ``ext_user_id`` (else ``session``; the first variant when neither
+        is given, so the answer is reproducible); an ``action`` then names the variant to show.
+
+        >>> lab.actions.get_action_prompt("writer", {"task": "...", "content": "..."})
+        >>> lab.actions.get_action_prompt(experiment_guid=exp.guid, input={"question": "..."})
+        """
+        experiment = one_of(experiment, experiment_guid, "experiment", "experiment_guid")
+        ext_user_id = user_id(ext_user_id, extUserId)
+        if experiment is not None:
+            _experiment_form(environment, version)
+            _, chosen = self._lab.experiments.assign(experiment, ext_user_id=ext_user_id, session=session,
+                                                     variant=action, draw=False)
+            resolved = self.get(chosen.action_guid, environment=chosen.environment)
+        else:
+            resolved = self.get(_named(action), version=version, environment=environment)
         call = self._lab.engine.plan_sync(resolved, input, environment=environment, session=session,
                                           metadata_filter=metadata_filter, files=files, messages=messages,
                                           log_failure=False)
         return call.turn.messages
 
-    def prompt(self, action: str, input: Any = None, *, environment: str | None = None,
+    def prompt(self, action: str | None = None, input: Any = None, *, environment: str | None = None,
                version: int | str | None = None, cache: bool = False, ext_user_id: str | None = None,
                session: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
                files: Sequence[Any] | None = None, messages: Sequence[Mapping[str, Any]] | None = None,
-               streaming: bool = False, async_mode: bool = False) -> Generation:
+               streaming: bool = False, async_mode: bool = False, experiment: str | None = None,
+               extUserId: str | None = None) -> Generation:  # noqa: N803 (the seed's spelling)
         """Run an action and return its generation (the seed's ``msg``, ``feedback_url``, ...).
+
+        ``ext_user_id`` (or the seed's ``extUserId``) ties the generation to your user; in a
+        ``session`` the session's user is used when none is given. ``experiment``: run in that
+        experiment (GUID or name), as ``lab.experiments.prompt`` does: the experiment assigns the
+        variant, or ``action``, when given, must be one of its variants (manual traffic control).
 
         Ctrl-C stops it: the request is abandoned and logged as interrupted.
 
         >>> r = lab.actions.prompt("writer", {"task": "Fix typos", "content": "Teh cat"})
         >>> r.msg
         """
+        ext_user_id = user_id(ext_user_id, extUserId)
+        if experiment is not None:
+            _experiment_form(environment, version)
+            return self._lab.experiments.prompt(
+                experiment, input, variant=action, ext_user_id=ext_user_id, session=session, cache=cache,
+                metadata_filter=metadata_filter, files=files, messages=messages, streaming=streaming,
+                async_mode=async_mode)
         engine = self._lab.engine
-        call = engine.plan_sync(action, input, environment=environment, version=version, cache=cache,
+        call = engine.plan_sync(_named(action), input, environment=environment, version=version, cache=cache,
                                 ext_user_id=ext_user_id, session=session, metadata_filter=metadata_filter,
                                 files=files, messages=messages, streaming=streaming)
         return engine.blocking(engine.start(call, async_mode=async_mode))
 
-    async def aprompt(self, action: str, input: Any = None, *, environment: str | None = None,
+    async def aprompt(self, action: str | None = None, input: Any = None, *, environment: str | None = None,
                       version: int | str | None = None, cache: bool = False,
                       ext_user_id: str | None = None, session: str | None = None,
                       metadata_filter: Mapping[str, Any] | None = None,
                       files: Sequence[Any] | None = None,
                       messages: Sequence[Mapping[str, Any]] | None = None, streaming: bool = False,
-                      async_mode: bool = False) -> Generation:
+                      async_mode: bool = False, experiment: str | None = None,
+                      extUserId: str | None = None) -> Generation:  # noqa: N803 (the seed's spelling)
         """Async twin of ``prompt``; never blocks the caller's event loop (store reads and
         retrieval run in a worker thread, the request on promptlab's loop)."""
+        ext_user_id = user_id(ext_user_id, extUserId)
+        if experiment is not None:
+            _experiment_form(environment, version)
+            return await self._lab.experiments.aprompt(
+                experiment, input, variant=action, ext_user_id=ext_user_id, session=session, cache=cache,
+                metadata_filter=metadata_filter, files=files, messages=messages, streaming=streaming,
+                async_mode=async_mode)
         engine = self._lab.engine
-        call = await engine.plan(action, input, environment=environment, version=version, cache=cache,
+        call = await engine.plan(_named(action), input, environment=environment, version=version, cache=cache,
                                  ext_user_id=ext_user_id, session=session, metadata_filter=metadata_filter,
                                  files=files, messages=messages, streaming=streaming)
         return await engine.awaiting(engine.start(call, async_mode=async_mode))
+
+    # async twins of the other methods: awaited without blocking the caller's event loop
+    acreate = async_twin(create, writes=True)
+    aupdate = async_twin(update, writes=True)
+    adeploy = async_twin(deploy, writes=True)
+    aload = async_twin(load, writes=True)
+    aget = async_twin(get)
+    aversions = async_twin(versions)
+    alist = async_twin(list)
+    asave = async_twin(save)
+    aget_action_prompt = async_twin(get_action_prompt)
+
+
+def _named(action: Any) -> Any:
+    if action is None:
+        raise ConfigError("name the action to run (its name or GUID), or pass experiment= to let an "
+                          "experiment choose")
+    return action
+
+
+def _experiment_form(environment: Any, version: Any) -> None:
+    if environment is not None or version is not None:
+        raise ConfigError("environment/version cannot be combined with experiment: each variant has its own")
 
 
 def _version_row(clean: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidInputError
 
 
 def count_or_none(value: Any, name: str) -> int | None:
@@ -37,4 +37,22 @@ def items(value: Any, name: str, *, allow_str: bool = False) -> list[Any]:
     return list(value)
 
 
-__all__ = ["count_or_none", "version_or_none", "items"]
+def user_id(ext_user_id: Any = None, extUserId: Any = None) -> str | None:  # noqa: N803 (the seed's spelling)
+    """The external user id given as ``ext_user_id`` or as the seed SDK's ``extUserId`` (the
+    gateway accepts both too); both given and different is an error."""
+    for name, value in (("ext_user_id", ext_user_id), ("extUserId", extUserId)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(f"{name} must be a string, not {type(value).__name__}")
+    if ext_user_id is not None and extUserId is not None and ext_user_id != extUserId:
+        raise InvalidInputError("ext_user_id and extUserId disagree; give one of them")
+    return ext_user_id if ext_user_id is not None else extUserId
+
+
+def one_of(value: Any, alias: Any, name: str, alias_name: str) -> Any:
+    """``value`` or its seed spelling ``alias`` (e.g. ``experiment`` / ``experiment_guid``)."""
+    if value is not None and alias is not None and value != alias:
+        raise ConfigError(f"{name} and {alias_name} disagree; give one of them")
+    return value if value is not None else alias
+
+
+__all__ = ["count_or_none", "version_or_none", "items", "user_id", "one_of"]

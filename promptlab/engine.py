@@ -36,7 +36,7 @@ import tenacity
 
 from ._loop import LoopThread
 from .actions import Action, Call, Turn, build_turn, completion_fields, error_fields, input_variables, \
-    normalize_environment
+    normalize_environment, request_input
 from .errors import (
     PromptlabError,
     ProviderConnectionError,
@@ -230,7 +230,13 @@ class Engine:
         ``environment``) or an ``Action``. A call that fails here, after its action is known,
         still leaves an error row in the generation log (unless ``log_failure=False``)."""
         if session is not None:
-            self._lab.sessions.get(session)  # unknown session: NotFoundError before anything
+            # Unknown session: NotFoundError before anything. Its user and name go with every
+            # generation of the session (a call's own ext_user_id wins).
+            known = self._lab.sessions.find(session)
+            if ext_user_id is None:
+                ext_user_id = known.ext_user_id
+            if known.name is not None and (metadata is None or isinstance(metadata, Mapping)):
+                metadata = {"session_name": known.name, **dict(metadata or {})}
         resolved, env = self._resolve(action, version, environment)
         options = dict(session=session, metadata_filter=metadata_filter, files=files, messages=messages,
                        cache=cache, streaming=streaming, ext_user_id=ext_user_id, experiment=experiment,
@@ -279,6 +285,7 @@ class Engine:
                 messages: Sequence[Mapping[str, Any]] | None = None, cache: bool = False,
                 streaming: bool = False, metadata: Mapping[str, Any] | None = None, **tags: Any) -> Call:
         lab = self._lab
+        input = request_input(input, messages=messages, files=files)
         check_json(input, "input")  # it is stored with the result: refuse it before paying for one
         if metadata_filter is not None:
             from .contexts.filters import compile_filter

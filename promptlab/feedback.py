@@ -5,6 +5,8 @@ The seed's "Save User Feedback", locally::
     r = lab.actions.prompt("writer", {...})
     lab.feedback.log(r.guid, rating="Positive", correction="...", issue="Vague")
     lab.feedback.log(r.guid, rating=2)            # the HTTP API's spelling: 2 positive, 1 negative
+    lab.feedback.log(r.feedback_url, issue="Vague")   # the feedback URL names the generation too
+    await lab.feedback.alog(r.guid, rating="Negative")  # every method has an a-prefixed async twin
     lab.feedback.prefer(r1.guid, r2.guid, winner="a")
     lab.feedback.to_pandas()
 
@@ -22,8 +24,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from ._twins import async_twin
 from .checks import count_or_none
 from .errors import ConfigError, InvalidInputError
+from .generations import generation_guid
 from .store import new_guid, utcnow
 from .store.feedback import FEEDBACK_FIELDS, PREFERENCE_FIELDS
 from .store.values import check_json
@@ -121,10 +125,8 @@ def _metadata(value: Any) -> dict[str, Any] | None:
 
 
 def _guid_of(value: Any, name: str = "guid") -> str:
-    guid = getattr(value, "guid", value)  # a Generation works as well as its GUID
-    if not isinstance(guid, str) or not guid:
-        raise InvalidInputError(f"{name} must be a generation GUID, got {value!r}")
-    return guid
+    # a Generation or its feedback_url (absolute or gateway-relative) works as well as its GUID
+    return generation_guid(value, name)
 
 
 def feedback_row(guid: Any, *, rating: Any = None, correction: Any = None, issue: Any = None,
@@ -151,14 +153,15 @@ def feedback_row(guid: Any, *, rating: Any = None, correction: Any = None, issue
 
 
 def normalize_winner(winner: Any, guid_a: str, guid_b: str) -> str:
-    """``"a"`` / ``"b"`` / ``"tie"`` (any case), or the winning generation's GUID."""
+    """``"a"`` / ``"b"`` / ``"tie"`` (any case), or the winning generation's GUID (or feedback_url)."""
     if isinstance(winner, str):
         text = winner.strip().lower()
         if text in WINNERS:
             return text
-        if winner == guid_a:
+        guid = generation_guid(winner, "winner") if winner else winner
+        if guid == guid_a:
             return "a"
-        if winner == guid_b:
+        if guid == guid_b:
             return "b"
     raise InvalidInputError(f"invalid winner {winner!r}; accepted: 'a', 'b', 'tie' or one of the two GUIDs")
 
@@ -243,7 +246,7 @@ class Feedback:
             ext_user_id: str | None = None, comment: str | None = None, source: str = "human",
             metadata: Mapping[str, Any] | None = None, score: float | None = None,
             evaluator: str | None = None) -> FeedbackRecord:
-        """Save feedback on a generation (by GUID, or the Generation itself).
+        """Save feedback on a generation (by GUID, its ``feedback_url``, or the Generation itself).
 
         >>> lab.feedback.log(r.guid, rating="Positive", correction="...", issue="Vague")
         >>> lab.feedback.log(r.guid, rating=1)                      # 1 = Negative, 2 = Positive
@@ -372,6 +375,16 @@ class Feedback:
         for key in ("since", "until"):
             clean[key] = parse_time(clean.get(key), key)
         return clean
+
+    # async twins: the same methods, awaited without blocking the caller's event loop
+    alog = async_twin(log, writes=True)
+    alog_many = async_twin(log_many, writes=True)
+    aprefer = async_twin(prefer, writes=True)
+    alist = async_twin(list)
+    ato_pandas = async_twin(to_pandas)
+    apreferences = async_twin(preferences)
+    aratings = async_twin(ratings)
+    alatest = async_twin(latest)
 
 
 __all__ = ["Feedback", "FeedbackRecord", "Preference", "DEFAULT_ISSUE_TAGS", "normalize_rating",

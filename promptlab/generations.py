@@ -9,14 +9,16 @@ sync or async consumer.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
+from ._twins import async_twin
 from .checks import count_or_none
-from .errors import NotFoundError, PromptlabError
+from .errors import ConfigError, InvalidInputError, NotFoundError, PromptlabError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -129,13 +131,15 @@ class Generation:
 
     ``msg`` is the generated text; for ``streaming=True`` it is whole once ``stream`` is
     exhausted. ``usage`` holds prompt/completion/total tokens; ``cost_usd`` is None when the
-    model's price is unknown.
+    model's price is unknown. ``feedback_url`` is the data point's URL on the gateway: absolute
+    when the Lab knows its gateway (``Lab(gateway_url=...)`` or ``$PROMPTLAB_GATEWAY_URL``), else
+    gateway-relative (``/v1/data/{guid}``); ``lab.feedback.log`` takes it as well as the GUID.
     """
 
     guid: str
     status: str
     msg: str | None = None
-    feedback_url: str | None = None
+    feedback_url: str = ""
     streaming: bool = False
     cached: bool = False
     usage: dict[str, int] = field(default_factory=dict)
@@ -200,11 +204,35 @@ class Generation:
         )
 
 
-def feedback_url(gateway_url: str | None, guid: str) -> str | None:
-    """The seed's feedback URL for a generation, once a gateway URL is configured."""
+DATA_PATH = "/v1/data/"
+
+
+def feedback_url(gateway_url: str | None, guid: str) -> str:
+    """The seed's feedback URL for a generation: absolute under ``gateway_url``, or the
+    gateway-relative path ``/v1/data/{guid}`` when no gateway URL is known."""
     if not gateway_url:
-        return None
-    return f"{gateway_url.rstrip('/')}/v1/data/{guid}"
+        return f"{DATA_PATH}{guid}"
+    return f"{gateway_url.rstrip('/')}{DATA_PATH}{guid}"
+
+
+def generation_guid(value: Any, name: str = "guid") -> str:
+    """A generation's GUID from its GUID, its ``feedback_url`` (absolute or gateway-relative, also
+    with the gateway's ``/feedback`` suffix) or the Generation itself.
+
+    >>> generation_guid("https://gw.example/v1/data/123e4567")
+    '123e4567'
+    """
+    guid = getattr(value, "guid", value)
+    if isinstance(guid, str) and DATA_PATH in guid:
+        tail = guid[guid.rindex(DATA_PATH) + len(DATA_PATH):].split("?", 1)[0].split("#", 1)[0].strip("/")
+        if tail.endswith("/feedback"):
+            tail = tail[:-len("/feedback")]
+        if not tail or "/" in tail:
+            raise InvalidInputError(f"{name}: {value!r} is not a data point URL ({DATA_PATH}<guid>)")
+        return tail
+    if not isinstance(guid, str) or not guid:
+        raise InvalidInputError(f"{name} must be a generation GUID or feedback_url, got {value!r}")
+    return guid
 
 
 class Generations:
@@ -214,6 +242,8 @@ class Generations:
         self._lab = lab
 
     def get(self, guid: str) -> Generation:
+        """A generation by its GUID (or its ``feedback_url``)."""
+        guid = generation_guid(guid)
         row = self._lab.store.get_generation(guid)
         if row is None:
             raise NotFoundError("generation", guid)
@@ -237,6 +267,8 @@ class Generations:
         A generation started by this process is awaited directly; one started elsewhere (another
         process sharing the store) is polled.
         """
+        guid = generation_guid(guid)
+        timeout, poll_interval = _wait_times(timeout, poll_interval)
         future = self._lab.engine.inflight(guid)
         if future is not None:
             try:
@@ -246,13 +278,53 @@ class Generations:
             except TimeoutError as exc:
                 raise TimeoutError(f"generation {guid} not finished after {timeout} s") from exc
             return self.get(guid)
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self._lab.store.generation_status(guid)
             if status is None:
                 raise NotFoundError("generation", guid)
             if status != "pending":
                 return self.get(guid)
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"generation {guid} still pending after {timeout} s")
             time.sleep(poll_interval)
+
+    async def await_(self, guid: str, timeout: float = 120.0, poll_interval: float = 0.05) -> Generation:
+        """Async twin of ``wait`` (``await`` is a keyword, hence the underscore): waits without
+        blocking the caller's event loop, and without holding a thread while it waits."""
+        guid = generation_guid(guid)
+        timeout, poll_interval = _wait_times(timeout, poll_interval)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        future = self._lab.engine.inflight(guid)
+        if future is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+            except PromptlabError:
+                pass  # the error is logged on the generation row
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                raise TimeoutError(f"generation {guid} not finished after {timeout} s") from exc
+            return await self.aget(guid)
+        while True:
+            status = await asyncio.to_thread(self._lab.store.generation_status, guid)
+            if status is None:
+                raise NotFoundError("generation", guid)
+            if status != "pending":
+                return await self.aget(guid)
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(f"generation {guid} still pending after {timeout} s")
+            await asyncio.sleep(poll_interval)
+
+    aget = async_twin(get)
+    alist = async_twin(list)
+    ato_pandas = async_twin(to_pandas)
+
+
+def _wait_times(timeout: Any, poll_interval: Any) -> tuple[float | None, float]:
+    for name, value, none_ok in (("timeout", timeout, True), ("poll_interval", poll_interval, False)):
+        if value is None and none_ok:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{name} must be a non-negative number of seconds{' or None' if none_ok else ''}, "
+                              f"not {value!r}")
+    return timeout, poll_interval

@@ -39,7 +39,9 @@ class Lab:
     ``sqlite:///promptlab.db`` in the working directory. ``prices`` extends the price table
     (USD per 1M tokens by ``provider:model``). ``cache_ttl`` is the response cache's lifetime in
     seconds (None: forever). ``memory_window``: how many earlier session messages a turn sends.
-    ``gateway_url``: where a promptlab gateway serves this store, for ``feedback_url``.
+    ``gateway_url``: where a promptlab gateway serves this store (default
+    ``$PROMPTLAB_GATEWAY_URL``), making ``feedback_url`` absolute; without one it is the
+    gateway-relative path ``/v1/data/{guid}``.
     ``sim_options`` configure the in-process simulator (latency_ms, error_rate, ...).
     ``issue_tags``: the vocabulary of feedback issue tags (a sensible default list when None).
     ``call_timeout``: seconds a single call (``prompt``, a flow's model call) may take across
@@ -62,6 +64,12 @@ class Lab:
         if call_timeout is not None and (isinstance(call_timeout, bool) or not isinstance(call_timeout, (int, float))
                                          or call_timeout <= 0):
             raise ConfigError(f"call_timeout must be a positive number of seconds or None, not {call_timeout!r}")
+        if gateway_url is None:
+            gateway_url = os.environ.get("PROMPTLAB_GATEWAY_URL") or None
+        if gateway_url is not None and (not isinstance(gateway_url, str)
+                                        or not gateway_url.startswith(("http://", "https://"))):
+            raise ConfigError(f"gateway_url must be an http(s) URL (the gateway as clients reach it), "
+                              f"not {gateway_url!r}")
         self.store = Store(db)
         # A streamed or async-mode call left pending by a process that died is marked failed,
         # not pending forever (one indexed query).

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import promptlab as pl
+from promptlab.actions import request_input
 from tests.conftest import sim_requests
 
 SEED_SYSTEM = "You are a helpful writing assistant."
@@ -107,7 +108,7 @@ def test_yaml_action_files_round_trip_and_validate(lab, writer, tmp_path):
 def test_prompt_returns_the_seed_response_and_logs_one_row(lab, writer):
     r = lab.actions.prompt("writer", SEED_INPUT, ext_user_id="elon-alt@x.ai")
     assert r.msg and r.status == "done" and r.streaming is False and r.cached is False
-    assert r.feedback_url is None  # no gateway configured
+    assert r.feedback_url == f"/v1/data/{r.guid}"  # no gateway configured: gateway-relative
     assert r.usage["total_tokens"] == r.usage["prompt_tokens"] + r.usage["completion_tokens"] > 0
     assert r.cost_usd == 0.0 and r.latency_ms > 0
     assert (r.model, r.action_version, r.environment) == ("sim:extractive", 1, "Production")
@@ -123,6 +124,23 @@ def test_feedback_url_points_at_a_configured_gateway(tmp_path):
         lab.actions.create("a", prompt="{{x}}", model="sim:echo")
         r = lab.actions.prompt("a", "hi")
         assert r.feedback_url == f"https://gw.example/v1/data/{r.guid}"
+        assert lab.generations.get(r.guid).feedback_url == r.feedback_url
+
+
+def test_feedback_url_is_never_none_and_the_gateway_url_may_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROMPTLAB_GATEWAY_URL", raising=False)
+    with pl.Lab(tmp_path / "g.db") as lab:
+        lab.actions.create("a", prompt="{{x}}", model="sim:echo")
+        for r in (lab.actions.prompt("a", "hi"), lab.actions.prompt("a", "hi", streaming=True),
+                  lab.actions.prompt("a", "hi", async_mode=True)):
+            assert r.feedback_url == f"/v1/data/{r.guid}"
+        assert all(g.feedback_url == f"/v1/data/{g.guid}" for g in lab.generations.list())
+    monkeypatch.setenv("PROMPTLAB_GATEWAY_URL", "https://gw.example.com/promptlab")
+    with pl.Lab(tmp_path / "g.db") as lab:
+        r = lab.actions.prompt("a", "hi")
+        assert r.feedback_url == f"https://gw.example.com/promptlab/v1/data/{r.guid}"
+    with pytest.raises(pl.ConfigError, match="http"):
+        pl.Lab(tmp_path / "g.db", gateway_url="gw.example.com")
 
 
 def test_string_input_fills_the_single_variable_or_becomes_the_user_message(rec_lab, server):
@@ -348,3 +366,105 @@ def test_an_action_of_messages_only_runs_and_one_without_a_user_message_says_so(
     with pytest.raises(pl.InvalidInputError, match="nothing to send"):
         rec_lab.actions.prompt("mute")
     assert rec_lab.actions.prompt("mute", "hello there").msg == "echo: hello there"
+
+
+# -- the seed's spellings and the gateway's forms ----------------------------------------------
+
+SEED_EXPERIMENT_INPUT = {"topic": "Machine Learning.", "task": "Help me build my first ML feature",
+                         "content": "draft"}
+
+
+@pytest.fixture
+def tone(lab):
+    lab.actions.create("writer", system="Be concise.", prompt="{{task}}: {{content}}", model="sim:echo")
+    lab.actions.create("writer-v2", system="Be warm.", prompt="Topic {{topic}}. {{task}}", model="sim:echo")
+    return lab.experiments.create("tone", action_a="writer", action_b="writer-v2", split=0.5)
+
+
+def test_prompt_with_experiment_runs_the_variant_the_experiment_assigns(lab, tone):
+    for i in range(12):
+        user = f"user-{i}"
+        r = lab.actions.prompt(input=SEED_EXPERIMENT_INPUT, experiment=tone.guid, ext_user_id=user)
+        direct = lab.experiments.prompt(tone.guid, SEED_EXPERIMENT_INPUT, ext_user_id=user)
+        assert (r.experiment, r.variant, r.action) == (tone.guid, direct.variant, direct.action)
+        assert r.status == "done" and r.ext_user_id == user
+    by_name = lab.actions.prompt(input=SEED_EXPERIMENT_INPUT, experiment="tone", ext_user_id="user-1")
+    assert by_name.experiment == tone.guid
+    # An action with the experiment: that variant (the seed's manual traffic control).
+    manual = lab.actions.prompt("writer-v2", SEED_EXPERIMENT_INPUT, experiment=tone.guid, ext_user_id="user-3")
+    assert (manual.variant, manual.action, manual.experiment) == ("B", "writer-v2", tone.guid)
+    lab.actions.create("other", prompt="{{task}}", model="sim:echo")
+    with pytest.raises(pl.InvalidInputError, match="not a variant"):
+        lab.actions.prompt("other", SEED_EXPERIMENT_INPUT, experiment=tone.guid)
+    with pytest.raises(pl.ConfigError, match="environment/version"):
+        lab.actions.prompt("writer", SEED_EXPERIMENT_INPUT, experiment=tone.guid, environment="Preview")
+    with pytest.raises(pl.ConfigError, match="name the action"):
+        lab.actions.prompt(input=SEED_EXPERIMENT_INPUT)
+
+
+async def test_aprompt_with_experiment_matches_prompt(lab, tone):
+    r = await lab.actions.aprompt(input=SEED_EXPERIMENT_INPUT, experiment=tone.guid, ext_user_id="user-5")
+    again = lab.actions.prompt(input=SEED_EXPERIMENT_INPUT, experiment=tone.guid, ext_user_id="user-5")
+    assert r.experiment == tone.guid and r.variant == again.variant and r.msg == again.msg
+
+
+def test_get_action_prompt_of_an_experiment_formats_the_assigned_variant(lab, tone):
+    # The seed's example, with its spellings.
+    messages = lab.actions.get_action_prompt(experiment_guid=tone.guid, input=SEED_EXPERIMENT_INPUT)
+    # Without a user or session: the first variant, every time.
+    assert messages == lab.actions.get_action_prompt("writer", SEED_EXPERIMENT_INPUT)
+    for i in range(12):
+        user = f"user-{i}"
+        shown = lab.actions.get_action_prompt(experiment=tone.guid, input=SEED_EXPERIMENT_INPUT, ext_user_id=user)
+        ran = lab.experiments.prompt(tone.guid, SEED_EXPERIMENT_INPUT, ext_user_id=user)
+        assert shown == ran.messages  # what the user's variant sends
+    assert lab.actions.get_action_prompt("writer-v2", SEED_EXPERIMENT_INPUT, experiment="tone") == \
+        lab.actions.get_action_prompt("writer-v2", SEED_EXPERIMENT_INPUT)
+    with pytest.raises(pl.ConfigError, match="disagree"):
+        lab.actions.get_action_prompt(experiment="tone", experiment_guid="other", input=SEED_EXPERIMENT_INPUT)
+
+
+def test_the_seeds_keyword_spellings_run_unchanged(lab, writer):
+    # klu.actions.prompt(action=..., input=..., extUserId=...) and klu.sessions.create(extUserId=...)
+    result = lab.actions.prompt(action=writer.guid, input=SEED_INPUT, extUserId="elon-alt@x.ai")
+    assert result.ext_user_id == "elon-alt@x.ai" == lab.generations.get(result.guid).ext_user_id
+    session = lab.sessions.create(action=writer.guid, extUserId="elon@musk.net",
+                                  name="A conversation about X.com with Elon Musk")
+    assert session.ext_user_id == "elon@musk.net"
+    with pytest.raises(pl.InvalidInputError, match="disagree"):
+        lab.actions.prompt(writer.guid, SEED_INPUT, ext_user_id="a", extUserId="b")
+
+
+@pytest.mark.parametrize("how", ["messages", "files"])
+def test_an_empty_input_next_to_messages_or_files_adds_no_empty_user_message(rec_lab, server, how, tmp_path):
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    (tmp_path / "pic.png").write_bytes(png)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}}
+    rec_lab.actions.create("vision", system="Describe images.", model="rec:m")
+    if how == "messages":  # the seed's multi-modal request: "input": "" and messages with files
+        options = {"messages": [{"role": "user", "content": "What is in this image?", "files": [tmp_path / "pic.png"]}]}
+        expected = {"role": "user", "content": [{"type": "text", "text": "What is in this image?"}, image]}
+    else:  # the files are the user's message: no empty text part either
+        options = {"files": [tmp_path / "pic.png"]}
+        expected = {"role": "user", "content": [image]}
+    want = [{"role": "system", "content": "Describe images."}, expected]
+    assert rec_lab.actions.get_action_prompt("vision", "", **options) == want
+    r = rec_lab.actions.prompt("vision", "", **options)
+    assert server.bodies[-1]["messages"] == want and r.messages == want and r.input is None
+    assert request_input("", messages=options.get("messages"), files=options.get("files")) is None
+    assert request_input("", messages=None) == ""  # alone, an empty string is an input
+
+
+async def test_every_action_method_has_an_async_twin(lab, writer, tmp_path):
+    created = await lab.actions.acreate("second", prompt="Say {{x}}", model="sim:echo")
+    assert created.version == 1 and (await lab.actions.aget("second")).guid == created.guid
+    assert (await lab.actions.aupdate("second", temperature=0.3)).version == 2
+    assert (await lab.actions.adeploy("second", version=2)).environments == ["Production"]
+    assert [a.version for a in await lab.actions.aversions("second")] == [1, 2]
+    assert {a.name for a in await lab.actions.alist()} == {"writer", "second"}
+    path = await lab.actions.asave("second", tmp_path / "second.yaml")
+    assert (await lab.actions.aload(path)).version == 3
+    assert await lab.actions.aget_action_prompt("writer", SEED_INPUT) == lab.actions.get_action_prompt(
+        "writer", SEED_INPUT)
+    with pytest.raises(pl.NotFoundError):
+        await lab.actions.aget("nope")

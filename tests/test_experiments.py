@@ -92,3 +92,48 @@ def test_start_pins_versions_and_reopens_from_the_store(lab, ab):
         lab.experiments.run(ab, [{"task": "t"}, {"task": "u"}], resume=run, progress=False)
     with pytest.raises(pl.ConfigError, match="resume"):
         lab.experiments.run(ab, retry_errors=True, progress=False)
+
+
+# -- the seed's spellings, the shared assignment and the async twins -------------------------------
+
+SEED_INPUT = {"topic": "Machine Learning.", "task": "Help me build my first ML feature", "content": "draft"}
+
+
+def test_prompt_takes_the_seeds_experiment_guid_and_extuserid(lab, ab):
+    # The seed's example: klu.experiments.prompt(experiment_guid=..., input={...})
+    r = lab.experiments.prompt(experiment_guid=ab.guid, input=SEED_INPUT)
+    assert r.experiment == ab.guid and r.variant in ("A", "B") and r.status == "done"
+    user = lab.experiments.prompt(experiment_guid=ab.guid, input=SEED_INPUT, extUserId="u-9")
+    assert user.ext_user_id == "u-9"
+    assert user.variant == lab.experiments.prompt(ab.guid, SEED_INPUT, ext_user_id="u-9").variant
+    with pytest.raises(pl.ConfigError, match="disagree"):
+        lab.experiments.prompt(ab.guid, SEED_INPUT, experiment_guid="other")
+    with pytest.raises(pl.ConfigError, match="name the experiment"):
+        lab.experiments.prompt(input=SEED_INPUT)
+
+
+def test_assign_is_the_one_variant_rule(lab, ab):
+    for i in range(20):
+        exp, chosen = lab.experiments.assign(ab.guid, ext_user_id=f"user-{i}")
+        assert exp.guid == ab.guid
+        assert chosen == assign_variant(ab.guid, ab.variants, f"user-{i}")
+        assert chosen.label == lab.experiments.prompt(ab, SEED_INPUT, ext_user_id=f"user-{i}").variant
+    assert lab.experiments.assign("tone", draw=False)[1].label == "A"  # no user, no session: the first
+    assert lab.experiments.assign("tone", variant="writer-v2")[1].label == "B"
+    with pytest.raises(pl.InvalidInputError, match="not a variant"):
+        lab.experiments.assign("tone", variant="nope")
+
+
+async def test_async_twins_of_experiments(lab, ab):
+    # The seed's example: await klu.experiments.prompt(experiment_guid=..., input={...})
+    r = await lab.experiments.aprompt(experiment_guid=ab.guid, input=SEED_INPUT, ext_user_id="u-1")
+    assert r.variant == (await lab.experiments.aassign(ab, ext_user_id="u-1"))[1].label
+    created = await lab.experiments.acreate("tone-2", action_a="writer", action_b="writer-v2")
+    assert (await lab.experiments.aget("tone-2")).guid == created.guid
+    assert {e.name for e in await lab.experiments.alist()} == {"tone", "tone-2"}
+    run = await lab.experiments.astart(ab, [{"task": "t", "content": "c", "topic": "p"}])
+    assert (await lab.experiments.aget_run(run.guid)).guid == run.guid
+    assert [x.guid for x in await lab.experiments.aruns(ab)] == [run.guid]
+    assert (await lab.experiments.alatest_unfinished(ab)).guid == run.guid
+    results = await lab.experiments.aresults(ab)
+    assert sum(results.assignments.values()) == 1

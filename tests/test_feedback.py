@@ -239,3 +239,45 @@ def test_list_and_to_pandas_filter_feedback(lab, gens):
         lab.feedback.list(colour="red")
     with pytest.raises(pl.InvalidInputError, match="since='yesterday'"):
         lab.feedback.list(since="yesterday")
+
+
+# -- the feedback URL and the async twins --------------------------------------------------------
+
+
+def test_a_feedback_url_absolute_or_relative_names_the_generation(lab, gens):
+    relative = gens[0].feedback_url
+    assert relative == f"/v1/data/{gens[0].guid}"
+    absolute = f"https://gw.example.com/v1/data/{gens[1].guid}"
+    assert lab.feedback.log(relative, rating="Positive").generation == gens[0].guid
+    assert lab.feedback.log(absolute, rating=1).generation == gens[1].guid
+    assert lab.feedback.log(absolute + "/feedback", issue="Vague").generation == gens[1].guid
+    [many] = lab.feedback.log_many([{"guid": gens[2].feedback_url, "comment": "ok"}])
+    assert many.generation == gens[2].guid
+    assert lab.feedback.prefer(relative, absolute, winner=absolute).winner == "b"
+    assert [r.generation for r in lab.feedback.list(absolute)] == [gens[1].guid, gens[1].guid]
+    assert lab.feedback.ratings([relative, absolute]) == {gens[0].guid: "Positive", gens[1].guid: "Negative"}
+    assert lab.feedback.latest(absolute)["issue"] == "Vague"
+    assert lab.generations.get(absolute).guid == gens[1].guid
+    for bad in ("https://gw.example.com/v1/data/", "/v1/data/a/b/c"):
+        with pytest.raises(pl.InvalidInputError, match="data point URL"):
+            lab.feedback.log(bad, rating="Positive")
+    with pytest.raises(pl.NotFoundError):
+        lab.feedback.log("https://gw.example.com/v1/data/no-such-generation", rating="Positive")
+    assert len(stored_feedback(lab)) == 4
+
+
+async def test_async_twins_log_and_read_feedback(lab, gens):
+    # The seed's example: await klu.feedback.log(guid=..., correction=..., rating=..., issue=...)
+    record = await lab.feedback.alog(guid=gens[0].guid, correction=SEED_CORRECTION, rating="Positive",
+                                     issue="Vague")
+    assert (record.generation, record.rating, record.issue) == (gens[0].guid, "Positive", "Vague")
+    await lab.feedback.alog_many([{"guid": gens[1].guid, "rating": 2}, {"guid": gens[2].feedback_url, "rating": 1}])
+    preference = await lab.feedback.aprefer(gens[0].guid, gens[1].guid, winner="tie")
+    assert [p.guid for p in await lab.feedback.apreferences()] == [preference.guid]
+    assert len(await lab.feedback.alist()) == 3 and len(await lab.feedback.ato_pandas()) == 3
+    assert await lab.feedback.aratings(gens) == {gens[0].guid: "Positive", gens[1].guid: "Positive",
+                                                 gens[2].guid: "Negative"}
+    assert (await lab.feedback.alatest(gens[0]))["correction"] == SEED_CORRECTION
+    with pytest.raises(pl.InvalidInputError):
+        await lab.feedback.alog(gens[0].guid, rating="great")
+    assert len(stored_feedback(lab)) == 3

@@ -298,6 +298,9 @@ async def test_sessions_carry_memory_across_runs(gw, client):
     assert second["session"] == session["guid"]
     sent = (await client.get(f"/v1/data/{second['guid']}")).json()["messages"]
     assert [m["content"] for m in sent if m["role"] == "user"] == ["first turn", "second turn"]
+    # The session's user goes with every generation of the session, as in the Python API.
+    assert second["ext_user_id"] == "elon@musk.net"
+    assert gw.lab.generations.get(second["guid"]).ext_user_id == "elon@musk.net"
     stored = (await client.get(f"/v1/sessions/{session['guid']}")).json()
     assert [m["role"] for m in stored["messages"]] == ["user", "assistant", "user", "assistant"]
     assert (await client.get("/v1/sessions/nope")).status_code == 404
@@ -395,6 +398,21 @@ async def test_formatted_prompt_matches_the_library(gw, client):
     assert gw.lab.store.count_generations() == before  # no model call, nothing logged
     missing = await client.post("/v1/actions/prompt", json={"action": "writer", "input": {"task": "x"}})
     assert missing.status_code == 422 and "'content'" in missing.json()["error"]["message"]
+
+
+async def test_the_experiment_forms_match_the_library(gw, client):
+    gw.lab.actions.create("ml-b", prompt="B says: {{topic}}", model="sim:extractive")
+    exp = gw.lab.experiments.create("tone", action_a="ml", action_b="ml-b")
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):
+        shown = (await client.post("/v1/actions/prompt", json={"experiment": exp.guid, "input": {"topic": "France"},
+                                                               "extUserId": user})).json()
+        assert shown["messages"] == gw.lab.actions.get_action_prompt(
+            experiment_guid=exp.guid, input={"topic": "France"}, ext_user_id=user)
+        ran = (await client.post("/v1/actions/", json={"experiment": exp.guid, "input": "France",
+                                                       "extUserId": user})).json()
+        library = gw.lab.actions.prompt(experiment=exp.guid, input="France", ext_user_id=user)
+        assert ran["variant"] == library.variant == shown["variant"]
+        assert ran["msg"] == library.msg
 
 
 # -- access -----------------------------------------------------------------------------------

@@ -86,3 +86,61 @@ def test_database_errors_carry_no_sql_and_no_values(lab, caplog):
     for text in texts:
         assert secret not in text and "INSERT" not in text.upper() and "SELECT" not in text.upper()
     assert duplicate.value.__cause__ is None and duplicate.value.__suppress_context__
+
+
+# -- async twins ----------------------------------------------------------------------------------
+
+TWINNED = ["actions", "generations", "sessions", "feedback", "experiments"]
+NOT_IO = {("actions", "cached"), ("experiments", "plan_online")}  # no store access / a planning step
+
+
+def twin_name(name):
+    return "await_" if name == "wait" else f"a{name}"  # ``await`` is a keyword
+
+
+def test_every_public_io_method_has_an_a_prefixed_async_twin_with_its_signature(lab):
+    for resource in TWINNED:
+        for name, method in inspect.getmembers(getattr(lab, resource), inspect.ismethod):
+            if name.startswith("_") or inspect.iscoroutinefunction(method) or (resource, name) in NOT_IO:
+                continue
+            twin = getattr(getattr(lab, resource), twin_name(name), None)
+            assert twin is not None and inspect.iscoroutinefunction(twin), f"{resource}.{name} has no async twin"
+            params = list(inspect.signature(method).parameters)
+            assert list(inspect.signature(twin).parameters)[:len(params)] == params, f"{resource}.{twin_name(name)}"
+
+
+async def test_async_twins_never_touch_the_store_on_the_callers_thread(lab, tmp_path):
+    import threading
+
+    import sqlalchemy as sa
+
+    lab.actions.create("a", prompt="{{x}}", model="sim:echo")
+    lab.actions.create("b", prompt="B {{x}}", model="sim:echo")
+    later = lab.actions.prompt("a", {"x": "later"}, async_mode=True)
+    caller, on_caller = threading.get_ident(), []
+
+    def seen(*_args):
+        if threading.get_ident() == caller:
+            on_caller.append(_args[2][:60])
+
+    sa.event.listen(lab.store.engine, "before_cursor_execute", seen)
+    try:
+        act = await lab.actions.acreate("c", prompt="C {{x}}", model="sim:echo")
+        await lab.actions.aget_action_prompt(act.name, {"x": "hi"})
+        exp = await lab.experiments.acreate("e", action_a="a", action_b="b")
+        assert (await lab.experiments.aget("e")).guid == exp.guid
+        session = await lab.sessions.acreate(action="a", extUserId="u-1", name="chat")
+        r = await lab.actions.aprompt("a", {"x": "hi"}, session=session.guid)
+        assert (await lab.sessions.aget(session.guid)).messages[-1]["content"] == r.msg
+        pending = await lab.generations.await_(later.feedback_url)
+        assert pending.guid == later.guid and pending.status == "done"
+        assert [g.guid for g in await lab.generations.alist(limit=1)] == [r.guid]
+        record = await lab.feedback.alog(r.feedback_url, rating="Positive", issue="Vague")
+        assert record.generation == r.guid and (await lab.feedback.alatest(r.guid))["rating"] == "Positive"
+        await lab.feedback.aprefer(r.guid, pending.guid, winner="a")
+        assert len(await lab.feedback.apreferences(r.guid)) == 1
+        run = await lab.experiments.astart(exp, [{"x": "1"}])
+        assert [x.guid for x in await lab.experiments.aruns(exp)] == [run.guid]
+    finally:
+        sa.event.remove(lab.store.engine, "before_cursor_execute", seen)
+    assert on_caller == []

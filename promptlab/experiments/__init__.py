@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import anyio
 
-from ..checks import items
+from .._twins import async_twin
+from ..checks import items, one_of, user_id
 from ..errors import ConfigError, InvalidInputError, NotFoundError, RunFailedError
 from ..owners import owner_is_dead, process_owner
 from ..generations import Generation
@@ -200,27 +201,60 @@ class Experiments:
 
     # online ---------------------------------------------------------------------------------
 
-    def prompt(self, experiment: str | Experiment, input: Any = None, *, ext_user_id: str | None = None,
-               session: str | None = None, **prompt_options: Any) -> Generation:
+    def prompt(self, experiment: str | Experiment | None = None, input: Any = None, *,
+               ext_user_id: str | None = None, session: str | None = None,
+               experiment_guid: str | None = None, extUserId: str | None = None,  # noqa: N803
+               **prompt_options: Any) -> Generation:
         """Run one A/B generation: pick a variant (sticky by ext_user_id, else session) and run its
         action. Inputs may carry the union of all variants' variables. ``variant=`` (a label or
-        action) runs that variant instead (manual traffic control)."""
+        action) runs that variant instead (manual traffic control). The seed's spellings
+        ``experiment_guid=`` and ``extUserId=`` work too::
+
+            lab.experiments.prompt(experiment_guid=exp.guid, input={"topic": ..., "task": ...})
+        """
         engine = self._lab.engine
         call, async_mode = self.plan_online(experiment, input, ext_user_id=ext_user_id, session=session,
+                                            experiment_guid=experiment_guid, extUserId=extUserId,
                                             **prompt_options)
         return engine.blocking(engine.start(call, async_mode=async_mode))
 
-    async def aprompt(self, experiment: str | Experiment, input: Any = None, *,
+    async def aprompt(self, experiment: str | Experiment | None = None, input: Any = None, *,
                       ext_user_id: str | None = None, session: str | None = None,
+                      experiment_guid: str | None = None, extUserId: str | None = None,  # noqa: N803
                       **prompt_options: Any) -> Generation:
         """Async twin of ``prompt``."""
         engine = self._lab.engine
         call, async_mode = await asyncio.to_thread(self.plan_online, experiment, input, ext_user_id=ext_user_id,
-                                                   session=session, **prompt_options)
+                                                   session=session, experiment_guid=experiment_guid,
+                                                   extUserId=extUserId, **prompt_options)
         return await engine.awaiting(engine.start(call, async_mode=async_mode))
 
-    def plan_online(self, experiment: str | Experiment, input: Any = None, *, ext_user_id: str | None = None,
-                    session: str | None = None, variant: str | None = None,
+    def assign(self, experiment: str | Experiment | None = None, *, ext_user_id: str | None = None,
+               session: str | None = None, variant: str | None = None, draw: bool = True,
+               experiment_guid: str | None = None) -> tuple[Experiment, Variant]:
+        """The experiment and the variant a call gets: assigned by weight, sticky by ext_user_id,
+        else session; with neither, a random draw (``draw=False``: the first variant, as the
+        formatted prompt shows). ``variant`` (a label, action name or GUID) picks one instead
+        (manual traffic control); it must be a variant of the experiment."""
+        experiment = one_of(experiment, experiment_guid, "experiment", "experiment_guid")
+        if experiment is None:
+            raise ConfigError("name the experiment (its GUID or name): experiment= or experiment_guid=")
+        exp = self.get(experiment)
+        if variant is not None:
+            matches = [v for v in exp.variants if variant in (v.label, v.action, v.action_guid)]
+            if not matches:
+                names = ", ".join(f"{v.label}={v.action}" for v in exp.variants)
+                raise InvalidInputError(f"action {variant!r} is not a variant of experiment {exp.name!r} "
+                                        f"(variants: {names}); omit it to let the experiment choose")
+            return exp, matches[0]
+        sticky = ext_user_id or session
+        if sticky is None and not draw:
+            return exp, exp.variants[0]
+        return exp, assign_variant(exp.guid, exp.variants, sticky, self._rng)
+
+    def plan_online(self, experiment: str | Experiment | None = None, input: Any = None, *,
+                    ext_user_id: str | None = None, session: str | None = None, variant: str | None = None,
+                    experiment_guid: str | None = None, extUserId: str | None = None,  # noqa: N803
                     **options: Any) -> tuple[Any, bool]:
         """Plan one online A/B call: ``(call, async_mode)``. The variant is assigned (sticky by
         ext_user_id, else session) unless ``variant`` names one (a label, action name or GUID:
@@ -229,16 +263,9 @@ class Experiments:
         unknown = set(options) - allowed
         if unknown:
             raise ConfigError(f"unknown option(s) for experiments.prompt: {sorted(unknown)}")
-        exp = self.get(experiment)
-        if variant is None:
-            chosen = assign_variant(exp.guid, exp.variants, ext_user_id or session, self._rng)
-        else:
-            matches = [v for v in exp.variants if variant in (v.label, v.action, v.action_guid)]
-            if not matches:
-                names = ", ".join(f"{v.label}={v.action}" for v in exp.variants)
-                raise InvalidInputError(f"action {variant!r} is not a variant of experiment {exp.name!r} "
-                                        f"(variants: {names}); omit it to let the experiment choose")
-            chosen = matches[0]
+        ext_user_id = user_id(ext_user_id, extUserId)
+        exp, chosen = self.assign(experiment, experiment_guid=experiment_guid, ext_user_id=ext_user_id,
+                                  session=session, variant=variant)
         call = self._lab.engine.plan_sync(
             chosen.action_guid, input, environment=chosen.environment, cache=options.get("cache", False),
             ext_user_id=ext_user_id, session=session, metadata_filter=options.get("metadata_filter"),
@@ -475,6 +502,17 @@ class Experiments:
     def runs(self, experiment: str | Experiment | None = None) -> list[ExperimentRun]:
         guid = self.get(experiment).guid if experiment is not None else None
         return [ExperimentRun(self._lab, r["guid"]) for r in self._lab.store.list_runs(guid)]
+
+    # async twins of the other methods: awaited without blocking the caller's event loop
+    acreate = async_twin(create, writes=True)
+    aget = async_twin(get)
+    alist = async_twin(list)
+    aassign = async_twin(assign)
+    aresults = async_twin(results)
+    astart = async_twin(start)
+    alatest_unfinished = async_twin(latest_unfinished)
+    aget_run = async_twin(get_run)
+    aruns = async_twin(runs)
 
 
 @dataclass

@@ -142,14 +142,13 @@ def create_app(lab: "Lab", public_url: str | None = None, *, max_body_bytes: int
                          202: {"model": ActionResponse, "description": "async_mode: the pending generation."},
                          **_MODEL_ERRORS})
     async def run_action(body: RunActionRequest, request: Request, _key: ApiKey = Depends(require("run"))) -> Any:
-        if body.experiment is not None:
-            generation = await _run_in_experiment(lab, body)
-        else:
-            generation = await lab.actions.aprompt(
-                body.action, body.lab_input(), environment=body.environment, version=body.version,
-                cache=body.cache, ext_user_id=body.user, session=body.session,
-                metadata_filter=body.metadata_filter, messages=body.lab_messages(),
-                streaming=body.streaming, async_mode=body.async_mode)
+        # With ``experiment``, the experiment assigns the variant, or the action must be one of its
+        # variants (the seed's manual traffic control): the Python API's experiment form.
+        generation = await lab.actions.aprompt(
+            body.action, body.lab_input(), environment=body.environment, version=body.version,
+            cache=body.cache, ext_user_id=body.user, session=body.session,
+            metadata_filter=body.metadata_filter, messages=body.lab_messages(),
+            streaming=body.streaming, async_mode=body.async_mode, experiment=body.experiment)
         return _respond(generation, base_url(request), body.async_mode)
 
     # The seed's URL has the trailing slash; without it, answer the same instead of redirecting a POST.
@@ -160,12 +159,10 @@ def create_app(lab: "Lab", public_url: str | None = None, *, max_body_bytes: int
     def action_prompt(body: ActionPromptRequest, _key: ApiKey = Depends(require("run"))) -> Any:
         variant = None
         if body.experiment is not None:
-            exp = experiments.get(body.experiment)
-            from ..experiments import assign_variant
-
-            # Deterministic without a sticky key: the first variant.
-            sticky = body.user or body.session
-            chosen = assign_variant(exp.guid, exp.variants, sticky) if sticky else exp.variants[0]
+            # The variant lab.actions.get_action_prompt(experiment=...) shows: sticky by user, else
+            # session; the first variant without either (deterministic).
+            exp, chosen = experiments.assign(body.experiment, ext_user_id=body.user, session=body.session,
+                                             draw=False)
             action = lab.actions.get(chosen.action_guid, environment=chosen.environment)
             variant = chosen.label
         else:
@@ -242,15 +239,6 @@ def create_app(lab: "Lab", public_url: str | None = None, *, max_body_bytes: int
 
 
 # -- running ------------------------------------------------------------------------------------
-
-
-async def _run_in_experiment(lab: "Lab", body: RunActionRequest) -> Generation:
-    """The seed's ``experiment`` attribute: with an action, run that variant (manual traffic
-    control); without one, let the experiment assign the variant."""
-    options = dict(cache=body.cache, metadata_filter=body.metadata_filter, messages=body.lab_messages(),
-                   streaming=body.streaming, async_mode=body.async_mode)
-    return await lab.experiments.aprompt(body.experiment, body.lab_input(), ext_user_id=body.user,
-                                         session=body.session, variant=body.action, **options)
 
 
 def _respond(generation: Generation, base: str, async_mode: bool):

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..actions import request_input
 from ..providers.content import data_url, decode_base64_image
 
 MAX_DEPTH = 32
@@ -168,10 +169,9 @@ class _Inputs(_WithUser):
         return value
 
     def lab_input(self) -> Any:
-        # The seed's multi-modal example sends "input": "" alongside messages: no input.
-        if self.input == "" and self.messages:
-            return None
-        return self.input
+        # The seed's multi-modal example sends "input": "" alongside messages: no input (the
+        # Python API's rule, one function for both).
+        return request_input(self.input, messages=self.messages)
 
     def lab_messages(self) -> list[dict[str, Any]] | None:
         return [m.to_lab() for m in self.messages] if self.messages else None
