@@ -6,7 +6,7 @@ widget can feed live data without a run. Nothing here displays anything or does 
 explicit :func:`to_png` (and reading a run's records from its store when given a run)::
 
     import promptlab as pl
-    fig = pl.charts.ratings(run)            # positive-rating rate per variant, Wilson 95% bars
+    fig = pl.charts.ratings(run)            # positive-rating rate per variant, 95% interval bars
     fig                                      # the notebook shows it; scripts call fig.show()
     pl.charts.to_png(fig, "ratings.png")     # static export (kaleido + a Chromium browser)
 
@@ -182,7 +182,8 @@ def _category_order(fig: "go.Figure", labels: Sequence[str], axis: str = "x") ->
 
 
 def ratings(run_or_summary: Any, title: str | None = None) -> "go.Figure":
-    """Positive-rating rate per variant with its Wilson 95% interval as error bars.
+    """Positive-rating rate per variant with its 95% interval as error bars (the row is the unit:
+    Wilson, or a bootstrap over rows when rows have several rated outputs; see ``run.summary()``).
 
     Takes a run or ``run.summary()`` (columns ``rated``, ``positive_rate``, ``positive_ci_low``,
     ``positive_ci_high``). Each bar is labelled with its rate and ``n`` rated outputs; a variant
@@ -192,7 +193,7 @@ def ratings(run_or_summary: Any, title: str | None = None) -> "go.Figure":
 
     needs = ("rated", "positive_rate", "positive_ci_low", "positive_ci_high")
     summary = _frame(run_or_summary, "summary", "ratings", needs)
-    fig = _figure(title or "Positive ratings per variant (Wilson 95% interval)", "Variant",
+    fig = _figure(title or "Positive ratings per variant (95% interval)", "Variant",
                   "Positive rate", showlegend=False)
     labels = _labels(summary, None, run_or_summary)
     if not labels:

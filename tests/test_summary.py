@@ -83,3 +83,15 @@ def test_side_by_side_puts_variants_in_one_row_per_input():
     spread = side_by_side(cells[:2], [dict(row_index=0, input={"q": "x"}, expected={"expected_contains": "k"})],
                           ["A", "B"], {}, {})
     assert spread.loc[0, "expected_contains"] == "k" and "expected" not in spread
+
+
+def test_the_positive_rate_interval_treats_repeats_of_a_row_as_one_unit():
+    cells = [cell(i, "A", repeat=k) for i in range(10) for k in range(5)]
+    ratings = {c["generation_guid"]: "Positive" if c["row_index"] < 6 else "Negative" for c in cells}
+    row = summarize(cells, ["A"], ratings, {}, []).loc["A"]
+    assert row.rated == 50 and row.positive_rate == pytest.approx(0.6)
+    pooled = stats.wilson_interval(30, 50)  # as if the 50 outputs were 50 independent rows
+    assert row.positive_ci_high - row.positive_ci_low > 1.5 * (pooled.high - pooled.low)
+    single = summarize([c for c in cells if c["repeat"] == 0], ["A"], ratings, {}, []).loc["A"]
+    assert (single.positive_ci_low, single.positive_ci_high) == pytest.approx(
+        (stats.wilson_interval(6, 10).low, stats.wilson_interval(6, 10).high))

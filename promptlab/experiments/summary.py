@@ -134,7 +134,8 @@ def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings
               scores: Mapping[str, Mapping[str, float | None]],
               preferences: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
     """Per variant: n, errors (and their causes), latency p50/p95, tokens, cost, positive rate
-    (Wilson 95%), pairwise W/T/L against the other variants, evaluator means."""
+    (95% interval with the row as the unit: Wilson, or a bootstrap over rows with repeats),
+    pairwise W/T/L against the other variants, evaluator means."""
     import pandas as pd
 
     records = []
@@ -144,9 +145,10 @@ def summarize(cells: Sequence[Mapping[str, Any]], labels: Sequence[str], ratings
         done = [c for c in mine if c["status"] == "done"]
         latency = stats.summarize_numbers([c["latency_ms"] for c in done if not c["cached"]])
         costs = [c["cost_usd"] for c in done]
-        rated = [ratings[c["generation_guid"]] for c in done if c["generation_guid"] in ratings]
+        rated_cells = [c for c in done if c["generation_guid"] in ratings]
+        rated = [ratings[c["generation_guid"]] for c in rated_cells]
         positives = sum(r == "Positive" for r in rated)
-        interval = stats.wilson_interval(positives, len(rated))
+        interval = _rate_interval(rated_cells, ratings)
         record = {
             "variant": label,
             "action": done[0]["action_name"] + f" v{done[0]['action_version']}" if done else None,
@@ -281,6 +283,19 @@ def _failed_notes(cells: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         if note := _failure_note(cells, [label]):
             notes[label] = note
     return notes
+
+
+def _rate_interval(rated_cells: Sequence[Mapping[str, Any]], ratings: Mapping[str, str]) -> stats.Interval:
+    """95% interval of a variant's positive rate with the row as the unit: Wilson when each row
+    has one rated output; with repeats, a seeded bootstrap over the rows' positive shares (the
+    repeats of a row are not independent evidence, so Wilson on outputs would be too narrow)."""
+    by_row: dict[int, list[float]] = defaultdict(list)
+    for c in rated_cells:
+        by_row[c["row_index"]].append(float(ratings[c["generation_guid"]] == "Positive"))
+    if all(len(values) == 1 for values in by_row.values()):
+        return stats.wilson_interval(sum(v[0] for v in by_row.values()), len(by_row))
+    interval = stats.bootstrap_mean_interval([sum(v) / len(v) for v in by_row.values()])
+    return stats.Interval(max(0.0, interval.low), min(1.0, interval.high))
 
 
 def _unit_map(rows: Sequence[Mapping[str, Any]] | None, cluster: str | None) -> tuple[dict[int, Any] | None, str]:
