@@ -333,6 +333,19 @@ def test_playground_names_an_input_never_filled_in(writer):
 # -- views: the real ipywidgets, clicked -------------------------------------------------------
 
 
+def test_feedback_written_from_code_shows_in_the_grid(actions):
+    grid = compare(actions, "concise", "detailed", TICKETS, page_size=2, background=False)
+    assert "rated 0/5" in grid.progress.value
+    grid.controller.rate(0, "a", "Positive")
+    grid.controller.prefer(1, "b")
+    assert "rated 2/5" in grid.progress.value  # the header, as after clicks
+    assert grid._row_views[0].sides["a"].up.button_style == "success"
+    assert "pl-selected" in grid._row_views[1].prefer["b"]._dom_classes
+    ratings_chart, pairwise_chart = grid.charts
+    assert {t.name: list(t.y) for t in ratings_chart.data}["Positive"] == [1, 0]
+    assert {t.name: list(t.x) for t in pairwise_chart.data}["wins"] == [0, 1]
+
+
 def test_compare_view_buttons_write_feedback(actions):
     lab = actions
     grid = compare(lab, "concise", "detailed", TICKETS, page_size=2, background=False)

@@ -84,18 +84,15 @@ class _SideView:
 
     # handlers -----------------------------------------------------------------------------------
     def _rate(self, rating: str) -> None:
-        self.grid.controller.rate(self.position, self.which, rating)
-        self.grid.feedback_changed(ratings=True)
+        self.grid.controller.rate(self.position, self.which, rating)  # the grid redraws through its on_feedback listener
 
     def _correct(self) -> None:
-        self.grid.controller.correct(self.position, self.which, self.correction.value)
-        self.grid.feedback_changed()
+        self.grid.controller.correct(self.position, self.which, self.correction.value)  # the grid redraws through its on_feedback listener
 
     def _tag(self, change: dict) -> None:
         if self._quiet or not change["new"]:
             return
-        self.grid.controller.tag(self.position, self.which, change["new"])
-        self.grid.feedback_changed()
+        self.grid.controller.tag(self.position, self.which, change["new"])  # the grid redraws through its on_feedback listener
 
     def _edited(self, change: dict) -> None:
         if not self._quiet:
@@ -189,8 +186,7 @@ class _RowView:
         return "".join(parts)
 
     def _prefer(self, winner: str) -> None:
-        self.grid.controller.prefer(self.position, winner)
-        self.grid.feedback_changed(pairwise=True)
+        self.grid.controller.prefer(self.position, winner)  # the grid redraws through its on_feedback listener
 
     def _toggle_prompt(self, change: dict) -> None:
         if not change["new"]:
@@ -295,6 +291,9 @@ class CompareView(widgets.VBox):
         self.add_class(self._scope)
         self._draw_page()
         self._draw_progress()
+        # Feedback written from code (grid.controller.rate(...)) updates the grid like a click does.
+        ctl.on_feedback(lambda kind: self.feedback_changed(ratings=kind == "rating",
+                                                           pairwise=kind == "preference"))
         self.follow()
 
     @property

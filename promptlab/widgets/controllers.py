@@ -186,6 +186,7 @@ class CompareController:
         self._lock = threading.RLock()
         self._future: concurrent.futures.Future | None = None
         self._started, self._finished = threading.Event(), threading.Event()
+        self._listeners: list[Callable[[str], None]] = []
         self.rows: list[CompareRow] = []
         for record in lab.store.run_rows(run.guid):
             for repeat in range(run.repeats):
@@ -363,6 +364,16 @@ class CompareController:
             raise InvalidInputError(f"row {position}: {state.label}'s output has not arrived yet")
         return row, state
 
+    def on_feedback(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(kind)`` after every feedback written through this controller
+        (``"rating"``, ``"preference"``, ``"correction"``, ``"issue"``), from a control or from
+        code, so a view shows it (its progress and charts) either way."""
+        self._listeners.append(listener)
+
+    def _changed(self, kind: str) -> None:
+        for listener in list(self._listeners):
+            listener(kind)
+
     def rate(self, position: int, side: Any, rating: Any) -> "FeedbackRecord":
         """Thumbs up/down on one side: ``rate(0, "a", "Positive")`` (or 2/1, True/False)."""
         _, state = self._ready(position, side)
@@ -370,6 +381,7 @@ class CompareController:
         with self._lock:
             state.rating = record.rating
             self.rows[position].version += 1
+        self._changed("rating")
         return record
 
     def prefer(self, position: int, winner: Any) -> "Preference":
@@ -384,6 +396,7 @@ class CompareController:
         with self._lock:
             row.preference = preference.winner
             row.version += 1
+        self._changed("preference")
         return preference
 
     def correct(self, position: int, side: Any, text: str) -> "FeedbackRecord":
@@ -393,6 +406,7 @@ class CompareController:
         with self._lock:
             state.correction = record.correction
             self.rows[position].version += 1
+        self._changed("correction")
         return record
 
     def tag(self, position: int, side: Any, issue: str) -> "FeedbackRecord":
@@ -402,6 +416,7 @@ class CompareController:
         with self._lock:
             state.issue = record.issue
             self.rows[position].version += 1
+        self._changed("issue")
         return record
 
     @property
