@@ -21,7 +21,7 @@ metric (its challengers), and everything else shown. Every verdict names its uni
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -246,7 +246,7 @@ def unit_means(obs: Observations, label: str) -> "pd.DataFrame":
 
 
 def compare(obs: Observations, baseline: str, challenger: str, *, unit: str = "rows", alpha: float = 0.05,
-            min_n: int = 10, paired: bool = True, n_boot: int = 2000, seed: int = 0, plan: bool = True,
+            min_n: int = 10, paired: bool = True, n_boot: int = 2000, seed: int = 0,
             plan_power: float = 0.8) -> Comparison:
     """Compare two variants on one metric's observations (see the module docstring)."""
     a, b = unit_means(obs, baseline), unit_means(obs, challenger)
@@ -268,7 +268,7 @@ def compare(obs: Observations, baseline: str, challenger: str, *, unit: str = "r
         else:
             test, p = "Wilcoxon signed-rank", stats.wilcoxon_test(d).p_value
         needed = None
-        if plan and n_units >= 2 and (p >= alpha or n_units < min_n) and np.any(d != 0):
+        if n_units >= 2 and (p >= alpha or n_units < min_n) and np.any(d != 0):
             plan_ = (plan_units("paired_binary", alpha, plan_power, discordant=(wins_a + wins_b) / n_units,
                                 difference=float(d.mean())) if binary_units
                      else plan_units("paired_continuous", alpha, plan_power, pilot=d))
@@ -339,7 +339,6 @@ class Analysis:
     comparisons: list[Comparison]
     alpha: float
     unit: str
-    notes: list[str] = field(default_factory=list)  # e.g. a broken split (sample ratio mismatch)
 
     @property
     def primary(self) -> list[Comparison]:
@@ -375,7 +374,7 @@ class Analysis:
 
     def as_dict(self) -> dict[str, Any]:
         return {"primary_metric": self.primary_metric, "baseline": self.baseline, "alpha": self.alpha,
-                "unit": self.unit, "notes": list(self.notes), "comparisons": [c.as_dict() for c in self.comparisons]}
+                "unit": self.unit, "comparisons": [c.as_dict() for c in self.comparisons]}
 
 
 def correct(comparisons: Sequence[Comparison], primary_metric: str) -> list[Comparison]:

@@ -50,8 +50,6 @@ def markdown_summary(analysis: Analysis, title: str, fail_on: str | None = None)
     lines = [f"## {title}", "",
              f"Primary metric: **{analysis.primary_metric}** · baseline: **{analysis.baseline}** · "
              f"unit: {'dataset row' if analysis.unit == 'rows' else analysis.unit} · gate: {gate}", ""]
-    for note in analysis.notes:
-        lines += [f"> **{note}**", ""]
     for c in analysis.primary:
         lines += [f"- {c.verdict}"]
     lines += ["", "| metric | challenger | baseline | challenger value | baseline value | difference (CI) | test | p | "

@@ -223,11 +223,12 @@ class Outcomes:
         if catalog is None:
             record = store.get_run(run_guid)
             catalog = store.run_outcome_catalog(run_guid, recorded_evaluator_names(record["config"]))
-        wanted = set(catalog_metrics(catalog, store.run_preferences(run_guid)) if metrics is None else metrics)
+        preferences = store.run_preferences(run_guid)  # read once: availability and pairs
+        available = catalog_metrics(catalog, preferences)
+        wanted = set(available if metrics is None else metrics)
         evaluators = [m for m in catalog["evaluators"] if m in wanted]
         cells, feedback = store.run_outcome_columns(run_guid, cells=bool(wanted & set(COST_METRICS)),
                                                     ratings="rating" in wanted, evaluators=evaluators)
-        preferences = store.run_preferences(run_guid) if "preference" in wanted else []
         failed = {}
         missing = sorted(set(catalog["variants"]) - set(catalog["done_variants"]))
         if missing:
@@ -236,13 +237,10 @@ class Outcomes:
                 causes = "; ".join(f"{g['count']} x {g['error_type'] or 'Error'}: {_clip(g['example'] or '')}"
                                    for g in groups if g["variant"] == label)
                 failed[label] = f"Every cell of {label} failed ({causes}); see run.errors()."
-        pairs = _preference_pairs(store.run_cells(run_guid), preferences) if preferences else []
-        outcomes = cls(pd.DataFrame(cells, columns=CELL_COLUMNS), pd.DataFrame(feedback, columns=FEEDBACK_COLUMNS),
-                       pairs, failed)
-        outcomes.available = catalog_metrics(catalog, preferences if "preference" in wanted
-                                             else store.run_preferences(run_guid))
-        outcomes.known_evaluators = list(catalog["evaluators"])
-        return outcomes
+        pairs = (_preference_pairs(store.run_cells(run_guid), preferences)
+                 if preferences and "preference" in wanted else [])
+        return cls(pd.DataFrame(cells, columns=CELL_COLUMNS), pd.DataFrame(feedback, columns=FEEDBACK_COLUMNS),
+                   pairs, failed, available=available, known_evaluators=list(catalog["evaluators"]))
 
     def ratings(self) -> "pd.DataFrame":
         """The latest human rating of each output: row_index, variant, value (1 positive, 0 not)."""
